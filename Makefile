@@ -1,0 +1,41 @@
+# fastattn: `make lab` opens the notebooks, `make test` runs the whole suite.
+# Both create .venv on first use. Choose the torch build with TORCH, for example
+#   make lab TORCH="torch --index-url https://download.pytorch.org/whl/cpu"   (CPU-only, small download)
+#   make lab TORCH="torch==2.13.0"                                           (an exact version)
+PYTHON ?= python3
+TORCH ?= torch
+VENV := .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := .ci/constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test notebooks strip lint bench clean-venv
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install --constraint $(CONSTRAINTS) --editable ".[dev]"
+	touch $@
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+notebooks: $(STAMP)
+	$(BIN)/python -m fastattn_lib.notebooks run --out build notebooks/*.ipynb
+
+strip: $(STAMP)
+	$(BIN)/python -m fastattn_lib.notebooks strip notebooks/*.ipynb
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m fastattn_lib.bench
+
+clean-venv:
+	rm -rf $(VENV)

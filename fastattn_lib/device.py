@@ -1,0 +1,57 @@
+"""Where tensors live, and how random draws stay reproducible.
+
+Every public function that allocates takes `device`, which may be `"auto"` (CUDA when torch sees a GPU,
+otherwise CPU), `"cpu"`, `"cuda"`, `"cuda:1"`, a `torch.device`, or `None` (meaning `"auto"`).
+
+Random draws (hash functions, data) are made on a CPU `torch.Generator` and then moved, so that a seed
+gives the same numbers on every device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DeviceLike = str | torch.device | None
+
+
+def resolve_device(device: DeviceLike = "auto") -> torch.device:
+    """Turn `"auto"`, a device string or a `torch.device` into a usable `torch.device`.
+
+    Raises ValueError for an unknown name, or for a CUDA device when torch sees no GPU.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        resolved = device
+    elif isinstance(device, str):
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
+            ) from err
+    else:
+        raise ValueError(f"device: expected a string or torch.device, got {type(device).__name__}")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: only 'cpu' and 'cuda' are supported, got {device!r}")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} was asked for but torch sees no CUDA device")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device: {device!r} does not exist; torch sees {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return resolved
+
+
+def cpu_generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with `seed`: draw with it, then `.to(device)`, for device-independent results."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed: expected an integer, got {seed!r}")
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work, so wall-clock timings measure the computation itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

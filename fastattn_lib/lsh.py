@@ -1,0 +1,340 @@
+"""Locality-sensitive hashing for unit vectors (angular distance).
+
+An LSH family is a random hash function h for which close vectors collide more often than far ones.
+For two unit vectors at angle θ (Euclidean distance τ = 2·sin(θ/2)) we write p(θ) = P[h(x) = h(y)].
+
+Two families, both invariant to the length of x, so normalising first changes nothing:
+
+* **Hyperplane** (SimHash, Charikar 2002): h(x) = 1[⟨g, x⟩ > 0] with g ~ N(0, I_m).
+  A random hyperplane separates x and y with probability θ/π, hence p(θ) = 1 − θ/π exactly.
+* **Cross-polytope** (Andoni, Indyk, Laarhoven, Razenshteyn, Schmidt 2015): y = A·x with
+  A ∈ R^{D×m} Gaussian (here D = m), and h(x) = the signed coordinate of y with the largest magnitude,
+  one of 2D values. For orthogonal x and y, Ax and Ay are independent, so p(90°) = 1/(2D) exactly;
+  elsewhere p(θ) has no closed form and `collision_probability` estimates it (see there).
+
+Amplification. A table keys each point by z concatenated hash values, g_u(x) = (h_{u,1}(x), …, h_{u,z}(x)),
+so a pair shares a bucket of table u with probability p^z (the AND: fewer far collisions). With ℓ
+independent tables a pair collides somewhere with probability 1 − (1 − p^z)^ℓ (the OR: near pairs are
+not missed). In code z is `n_hashes` and ℓ is `n_tables`; FALCONN calls them k and l, Reformer calls
+ℓ `n_hashes` and has z = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .device import DeviceLike, cpu_generator, resolve_device
+
+FAMILIES = ("hyperplane", "cross_polytope")
+_MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps them exact
+
+
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+
+
+def _check_family(family) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
+
+
+def check_finite_floats(name: str, x) -> None:
+    """Raise ValueError unless `x` is a floating-point tensor with only finite entries."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or infinite entries")
+
+
+class LSHTables:
+    """ℓ = `n_tables` hash tables, each keyed by z = `n_hashes` concatenated hash functions.
+
+    The hash functions are drawn once, from a CPU generator seeded with `seed`, table by table, so the
+    same arguments give the same functions on every device, and the first u tables of an ℓ-table draw
+    are the tables of the u-table draw (adding tables never changes the old ones).
+
+    `bucket_ids(x)` maps x of shape [..., N, dim] to ids of shape [n_tables, ..., N]: points i and j share
+    a bucket of table u exactly when all z hash values of table u agree. Ids are the z values read as
+    one mixed-radix number, in 0 .. n_buckets − 1, with n_buckets = 2^z (hyperplane) or (2·dim)^z
+    (cross-polytope).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n_tables: int,
+        n_hashes: int,
+        family: str = "cross_polytope",
+        seed: int = 0,
+        device: DeviceLike = None,
+    ):
+        _check_count("dim", dim)
+        _check_count("n_tables", n_tables)
+        _check_count("n_hashes", n_hashes)
+        _check_family(family)
+        if family == "hyperplane" and dim < 1:
+            raise ValueError(f"dim: expected >= 1, got {dim}")
+        self.dim, self.n_tables, self.n_hashes, self.family, self.seed = dim, n_tables, n_hashes, family, seed
+        self.device = resolve_device(device)
+        # Values one hash function can take: a bit, or a signed coordinate of R^dim.
+        self.values_per_hash = 2 if family == "hyperplane" else 2 * dim
+        if self.values_per_hash**n_hashes > _MAX_BUCKETS:
+            max_z = int(math.log(_MAX_BUCKETS) // math.log(self.values_per_hash))
+            raise ValueError(
+                f"n_hashes: {n_hashes} concatenated {family} hashes of dim {dim} give "
+                f"{self.values_per_hash}^{n_hashes} buckets, more than exact int64 ids allow; use n_hashes <= {max_z}"
+            )
+        self.n_buckets = self.values_per_hash**n_hashes
+        generator = cpu_generator(seed)
+        out_per_hash = 1 if family == "hyperplane" else dim  # D = dim rows of the random rotation A
+        # Drawn as [ℓ, z, D, m] so that table u's functions are the same for every ℓ > u.
+        draws = torch.randn(n_tables, n_hashes, out_per_hash, dim, generator=generator)
+        self.projections = draws.reshape(-1, dim).T.contiguous().to(self.device)  # (m, ℓ·z·D)
+        self._radix = (self.values_per_hash ** torch.arange(n_hashes, dtype=torch.int64)).to(self.device)
+
+    def __repr__(self) -> str:
+        return (
+            f"LSHTables(dim={self.dim}, n_tables={self.n_tables}, n_hashes={self.n_hashes}, "
+            f"family={self.family!r}, seed={self.seed}, device={str(self.device)!r})"
+        )
+
+    def _check_points(self, x: torch.Tensor) -> None:
+        check_finite_floats("x", x)
+        if x.dim() < 2 or x.shape[-1] != self.dim:
+            raise ValueError(f"x: expected shape [..., N, {self.dim}], got {tuple(x.shape)}")
+        if x.device != self.device:
+            raise ValueError(f"x: is on {x.device} but the tables were drawn on {self.device}")
+
+    def hash_values(self, x: torch.Tensor) -> torch.Tensor:
+        """The z hash values per table: LongTensor [n_tables, ..., N, n_hashes], each in 0 .. values_per_hash−1."""
+        self._check_points(x)
+        y = x @ self.projections.to(x.dtype)  # (..., N, ℓ·z·D)
+        if self.family == "hyperplane":
+            values = (y > 0).long().unflatten(-1, (self.n_tables, self.n_hashes))  # (..., N, ℓ, z)
+        else:
+            y = y.unflatten(-1, (self.n_tables, self.n_hashes, self.dim))  # (..., N, ℓ, z, D)
+            coord = y.abs().argmax(dim=-1)  # (..., N, ℓ, z): the axis closest to y/‖y‖ ...
+            negative = y.gather(-1, coord.unsqueeze(-1)).squeeze(-1) < 0  # ... and its sign
+            values = coord + self.dim * negative.long()
+        return values.movedim(-2, 0)  # (ℓ, ..., N, z)
+
+    def bucket_ids(self, x: torch.Tensor) -> torch.Tensor:
+        """Bucket of every point in every table: LongTensor [n_tables, ..., N]."""
+        return (self.hash_values(x) * self._radix).sum(dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Theory: collision probabilities and the AND-OR amplification
+# ----------------------------------------------------------------------------------------------------
+
+
+def amplification(p, n_hashes: int = 1, n_tables: int = 1):
+    """P[collide in at least one of ℓ tables] = 1 − (1 − p^z)^ℓ for a single-hash collision probability p.
+
+    With z hashes per table (AND) and ℓ tables (OR) the curve in p is an S: z pushes it right (far pairs
+    drop out), ℓ pushes it left (near pairs are caught). Works on floats, numpy arrays and tensors.
+    """
+    _check_count("n_hashes", n_hashes)
+    _check_count("n_tables", n_tables)
+    return 1 - (1 - p**n_hashes) ** n_tables
+
+
+def _as_angles(theta) -> tuple[torch.Tensor, bool]:
+    scalar = isinstance(theta, (int, float)) and not isinstance(theta, bool)
+    angles = torch.as_tensor(theta, dtype=torch.float64).cpu()
+    # float32 π rounds up past math.pi; allow that rounding and nothing more
+    if not torch.isfinite(angles).all() or (angles < 0).any() or (angles > math.pi + 1e-6).any():
+        raise ValueError("theta: expected finite angles in radians within [0, π]")
+    return angles.clamp(max=math.pi), scalar
+
+
+def pairs_at_angle(theta, n_pairs: int, dim: int, seed: int = 0, device: DeviceLike = None):
+    """Random unit vectors x and y with angle(x_i, y_i) exactly θ, for each θ in `theta`.
+
+    Returns x, y of shape [len(theta), n_pairs, dim]: x uniform on the sphere, y = cos θ·x + sin θ·w with
+    w a uniform unit vector orthogonal to x.
+    """
+    angles, _ = _as_angles(theta)
+    angles = angles.reshape(-1)
+    _check_count("n_pairs", n_pairs)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+        raise ValueError(f"dim: two distinct directions need dim >= 2, got {dim!r}")
+    generator = cpu_generator(seed)
+    x = torch.nn.functional.normalize(torch.randn(len(angles), n_pairs, dim, generator=generator), dim=-1)
+    w = torch.randn(len(angles), n_pairs, dim, generator=generator)
+    w = torch.nn.functional.normalize(w - (w * x).sum(-1, keepdim=True) * x, dim=-1)
+    cos, sin = angles.cos().float()[:, None, None], angles.sin().float()[:, None, None]
+    device = resolve_device(device)
+    return x.to(device), (cos * x + sin * w).to(device)
+
+
+@lru_cache(maxsize=32)
+def _cross_polytope_table(dim: int, n_angles: int = 61, n_samples: int = 16384, seed: int = 1234):
+    """Monte-Carlo p(θ) of one cross-polytope hash in R^dim on a grid of angles, by common random numbers.
+
+    For unit x, y at angle θ and Gaussian A, (Ax, Ay) has the law of (g, cos θ·g + sin θ·g') with g, g'
+    independent N(0, I_D). One set of samples (g, g') serves every θ, which makes the curve smooth.
+    The standard error of each entry is at most 0.5/√n_samples ≈ 0.004.
+    """
+    generator = cpu_generator(seed)
+    g = torch.randn(n_samples, dim, generator=generator)
+    g_perp = torch.randn(n_samples, dim, generator=generator)
+
+    def signed_argmax(y):
+        coord = y.abs().argmax(-1)
+        return coord + dim * (y.gather(-1, coord.unsqueeze(-1)).squeeze(-1) < 0)
+
+    angles = torch.linspace(0, math.pi, n_angles, dtype=torch.float64)
+    code_g = signed_argmax(g)
+    rates = torch.stack([(signed_argmax(a.cos().float() * g + a.sin().float() * g_perp) == code_g).double().mean() for a in angles])
+    return angles, rates
+
+
+def collision_probability(theta, family: str = "hyperplane", n_hashes: int = 1, n_tables: int = 1, dim=None):
+    """Probability that unit vectors at angle θ (radians) share a bucket in at least one of ℓ tables.
+
+    Equals `amplification(p(θ), z, ℓ)` with the single-hash probability p(θ):
+
+    * hyperplane: p(θ) = 1 − θ/π, exact; `dim` is not needed.
+    * cross_polytope: an estimate, exact at θ = 0 (p = 1), θ = 90° (p = 1/(2·dim)) and θ = 180° (p = 0)
+      up to Monte-Carlo error: p is tabulated on a 3° grid from 16384 Gaussian samples with a fixed seed
+      (standard error ≤ 0.004) and linearly interpolated. `dim` is required.
+
+    Returns a float for a scalar θ, otherwise a float64 tensor of θ's shape.
+    """
+    _check_family(family)
+    _check_count("n_hashes", n_hashes)
+    _check_count("n_tables", n_tables)
+    angles, scalar = _as_angles(theta)
+    if family == "hyperplane":
+        p = 1 - angles / math.pi
+    else:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+            raise ValueError(f"dim: cross_polytope needs the vector dimension (an integer >= 2), got {dim!r}")
+        grid, rates = _cross_polytope_table(dim)
+        p = torch.as_tensor(np.interp(angles.numpy(), grid.numpy(), rates.numpy()))
+    prob = amplification(p, n_hashes, n_tables)
+    return float(prob) if scalar else prob
+
+
+def distance_to_angle(tau):
+    """Angle θ between unit vectors at Euclidean distance τ: θ = 2·arcsin(τ/2)."""
+    return 2 * math.asin(tau / 2)
+
+
+def rho(r: float, c: float, family: str = "hyperplane", dim=None) -> float:
+    """LSH quality ρ = ln(1/p1) / ln(1/p2), p1 = p(distance r), p2 = p(distance c·r), for unit vectors.
+
+    Smaller is better: ℓ ≈ N^ρ tables find near neighbours (ANNA's bound uses N^{3ρ}). For hyperplanes
+    ρ ≈ 1/c for small r; cross-polytope approaches the optimal ≈ 1/c².
+    """
+    if not (0 < r and c > 1 and c * r < 2):
+        raise ValueError(f"r, c: expected r > 0, c > 1 and c·r < 2 (unit vectors), got r={r}, c={c}")
+    p1 = collision_probability(distance_to_angle(r), family, dim=dim)
+    p2 = collision_probability(distance_to_angle(c * r), family, dim=dim)
+    return math.log(1 / p1) / math.log(1 / p2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Measurement: what the drawn tables actually do
+# ----------------------------------------------------------------------------------------------------
+
+
+_PAIR_SEED_OFFSET = 1_000_000_007  # keeps the pairs' random stream apart from the hash functions' seeds
+
+
+def empirical_collision_rate(
+    theta,
+    dim: int,
+    n_tables: int = 1,
+    n_hashes: int = 1,
+    family: str = "hyperplane",
+    n_draws: int = 16,
+    n_pairs: int = 64,
+    seed: int = 0,
+    device: DeviceLike = None,
+):
+    """Measured P[collide in at least one of ℓ tables] for unit vectors at each angle in `theta`.
+
+    Each of `n_draws` independent draws of ℓ tables (seeds seed·n_draws + r) hashes its own `n_pairs`
+    fresh random pairs per angle, so the n_draws·n_pairs indicators are i.i.d. with mean exactly
+    `collision_probability(θ, family, n_hashes, n_tables, dim)`. (One fixed draw would not do: its
+    z hyperplanes are not exactly orthogonal, so its own rate differs from p^z.)
+
+    Returns (rate, stderr): float64 tensors over θ, stderr the binomial standard error.
+    """
+    angles, _ = _as_angles(theta)
+    angles = angles.reshape(-1)
+    _check_count("n_draws", n_draws)
+    x, y = pairs_at_angle(angles, n_draws * n_pairs, dim, seed=_PAIR_SEED_OFFSET + seed, device=device)
+    x, y = x.unflatten(1, (n_draws, n_pairs)), y.unflatten(1, (n_draws, n_pairs))  # (T, R, P, m)
+    hits = torch.zeros(len(angles), dtype=torch.float64)
+    for r in range(n_draws):  # a loop over independent hash draws, not over points
+        tables = LSHTables(dim, n_tables, n_hashes, family, seed=seed * n_draws + r, device=device)
+        collide = (tables.bucket_ids(x[:, r]) == tables.bucket_ids(y[:, r])).any(dim=0)  # (T, P)
+        hits += collide.double().sum(dim=-1).cpu()
+    n = n_draws * n_pairs
+    rate = hits / n
+    return rate, (rate * (1 - rate) / n).sqrt()
+
+
+def planted_near_neighbors(n_points: int, n_queries: int, dim: int, angle: float, seed: int = 0, device=None):
+    """N random unit points, and queries each placed at exactly `angle` from a random one of them.
+
+    Random points in high dimension are nearly orthogonal to each other, so the planted point is usually a
+    query's only near neighbour: a clean test bed for recall.
+    """
+    _check_count("n_points", n_points)
+    _check_count("n_queries", n_queries)
+    generator = cpu_generator(seed)
+    points = torch.nn.functional.normalize(torch.randn(n_points, dim, generator=generator), dim=-1)
+    planted = points[torch.randint(n_points, (n_queries,), generator=generator)]
+    w = torch.randn(n_queries, dim, generator=generator)
+    w = torch.nn.functional.normalize(w - (w * planted).sum(-1, keepdim=True) * planted, dim=-1)
+    queries = math.cos(angle) * planted + math.sin(angle) * w
+    device = resolve_device(device)
+    return points.to(device), queries.to(device)
+
+
+@dataclass
+class SearchQuality:
+    """Near-neighbour search with the first u tables, for u = 1 .. ℓ (tensors of length ℓ)."""
+
+    n_tables: torch.Tensor  # u
+    recall: torch.Tensor  # fraction of true near neighbours that share a bucket with their query
+    examined: torch.Tensor  # fraction of all points that share a bucket (the candidates to check)
+    precision: torch.Tensor  # fraction of candidates that are true near neighbours
+
+
+def near_neighbor_search(tables: LSHTables, points: torch.Tensor, queries: torch.Tensor, near_angle: float):
+    """Recall, work and precision of LSH candidate search, as a function of how many tables are used.
+
+    A point is a candidate for a query when they share a bucket in at least one of the first u tables;
+    it is a true near neighbour when its angle to the query is at most `near_angle`. This evaluation is
+    dense (O(ℓ·Q·N)) on purpose: it is the ground truth a fast index is judged by.
+    """
+    for name, t in (("points", points), ("queries", queries)):
+        if t.dim() != 2:
+            raise ValueError(f"{name}: expected shape [N, {tables.dim}], got {tuple(t.shape)}")
+    ids_q, ids_p = tables.bucket_ids(queries), tables.bucket_ids(points)  # (ℓ, Q), (ℓ, N)
+    collide = ids_q[:, :, None] == ids_p[:, None, :]  # (ℓ, Q, N)
+    candidate = collide.cummax(dim=0).values  # candidate under the first u tables
+    cosine = torch.nn.functional.normalize(queries, dim=-1) @ torch.nn.functional.normalize(points, dim=-1).T
+    near = cosine >= math.cos(near_angle) - 1e-6  # (Q, N)
+    found = (candidate & near).flatten(1).sum(-1).double()  # (ℓ,)
+    examined = candidate.flatten(1).sum(-1).double()
+    n_near = max(int(near.sum()), 1)
+    return SearchQuality(
+        n_tables=torch.arange(1, tables.n_tables + 1),
+        recall=(found / n_near).cpu(),
+        examined=(examined / candidate[0].numel()).cpu(),
+        precision=(found / examined.clamp(min=1)).cpu(),
+    )
