@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+from fastattn_lib.device import cpu_generator, resolve_device
+
+
+def test_auto_picks_cuda_exactly_when_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+
+
+def test_explicit_cpu_and_torch_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("bad", ["gpu", "tpu", "cuda:x", 3])
+def test_unknown_device_is_rejected_with_the_argument_named(bad):
+    with pytest.raises(ValueError, match="device"):
+        resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA device"):
+        resolve_device("cuda")
+
+
+def test_generator_is_reproducible_and_validates_seed():
+    assert torch.equal(torch.randn(4, generator=cpu_generator(7)), torch.randn(4, generator=cpu_generator(7)))
+    with pytest.raises(ValueError, match="seed"):
+        cpu_generator(1.5)
