@@ -45,7 +45,7 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
 
 
 def cpu_generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded with `seed`: draw with it, then `.to(device)`, for device-independent results."""
+    """A seeded CPU generator: draw with it, then `.to(device)`, so results do not depend on the device."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
     return torch.Generator(device="cpu").manual_seed(seed)

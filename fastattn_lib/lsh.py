@@ -90,7 +90,8 @@ class LSHTables:
             max_z = int(math.log(_MAX_BUCKETS) // math.log(self.values_per_hash))
             raise ValueError(
                 f"n_hashes: {n_hashes} concatenated {family} hashes of dim {dim} give "
-                f"{self.values_per_hash}^{n_hashes} buckets, more than exact int64 ids allow; use n_hashes <= {max_z}"
+                f"{self.values_per_hash}^{n_hashes} buckets, more than exact int64 ids allow; "
+                f"use n_hashes <= {max_z}"
             )
         self.n_buckets = self.values_per_hash**n_hashes
         generator = cpu_generator(seed)
@@ -114,7 +115,7 @@ class LSHTables:
             raise ValueError(f"x: is on {x.device} but the tables were drawn on {self.device}")
 
     def hash_values(self, x: torch.Tensor) -> torch.Tensor:
-        """The z hash values per table: LongTensor [n_tables, ..., N, n_hashes], each in 0 .. values_per_hash−1."""
+        """Hash values per table: LongTensor [n_tables, ..., N, n_hashes], each in 0 .. values_per_hash−1."""
         self._check_points(x)
         y = x @ self.projections.to(x.dtype)  # (..., N, ℓ·z·D)
         if self.family == "hyperplane":
@@ -194,7 +195,12 @@ def _cross_polytope_table(dim: int, n_angles: int = 61, n_samples: int = 16384, 
 
     angles = torch.linspace(0, math.pi, n_angles, dtype=torch.float64)
     code_g = signed_argmax(g)
-    rates = torch.stack([(signed_argmax(a.cos().float() * g + a.sin().float() * g_perp) == code_g).double().mean() for a in angles])
+    rates = torch.stack(
+        [
+            (signed_argmax(a.cos().float() * g + a.sin().float() * g_perp) == code_g).double().mean()
+            for a in angles
+        ]
+    )
     return angles, rates
 
 

@@ -1,9 +1,9 @@
 """Running the notebooks headless, and keeping the committed ones free of outputs.
 
-    python -m fastattn_lib.notebooks run --out build notebooks/*.ipynb   # executed .ipynb + offline .html
-    python -m fastattn_lib.notebooks run --smoke --out build notebooks/01_lsh_intuition.ipynb
-    python -m fastattn_lib.notebooks strip notebooks/*.ipynb             # drop outputs and widget state
-    python -m fastattn_lib.notebooks check notebooks/*.ipynb             # exit 1 if any is not clean
+python -m fastattn_lib.notebooks run --out build notebooks/*.ipynb   # executed .ipynb + offline .html
+python -m fastattn_lib.notebooks run --smoke --out build notebooks/01_lsh_intuition.ipynb
+python -m fastattn_lib.notebooks strip notebooks/*.ipynb             # drop outputs and widget state
+python -m fastattn_lib.notebooks check notebooks/*.ipynb             # exit 1 if any is not clean
 """
 
 from __future__ import annotations
@@ -60,8 +60,14 @@ def run(path: Path, out_dir: Path, parameters: dict | None = None, timeout: int 
     output = out_dir / path.name
     try:
         papermill.execute_notebook(
-            str(path), str(output), parameters=parameters or {}, kernel_name="python3",
-            cwd=str(path.parent), store_widget_state=False, execution_timeout=timeout, progress_bar=False,
+            str(path),
+            str(output),
+            parameters=parameters or {},
+            kernel_name="python3",
+            cwd=str(path.parent),
+            store_widget_state=False,
+            execution_timeout=timeout,
+            progress_bar=False,
         )
     except PapermillExecutionError as err:
         first_line = (err.source.strip().splitlines() or [""])[0]
@@ -83,8 +89,11 @@ def to_html(executed: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastattn_lib.notebooks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fastattn_lib.notebooks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="execute notebooks into --out, with HTML")
     run_parser.add_argument("notebooks", nargs="+", type=Path)

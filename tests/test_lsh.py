@@ -7,7 +7,9 @@ import torch
 
 from fastattn_lib import lsh
 
-ANGLES = torch.tensor([0.0, math.pi / 6, math.pi / 3, math.pi / 2, 2 * math.pi / 3, math.pi], dtype=torch.float64)
+ANGLES = torch.tensor(
+    [0.0, math.pi / 6, math.pi / 3, math.pi / 2, 2 * math.pi / 3, math.pi], dtype=torch.float64
+)
 
 
 def loop_oracle_bucket_ids(x, n_tables, n_hashes, family, seed):
@@ -95,12 +97,16 @@ def test_cross_polytope_rate_at_right_angle_is_one_over_2dim(dim):
         [math.pi / 2], dim=dim, family="cross_polytope", n_draws=200, n_pairs=100, seed=dim
     )
     assert abs(rate.item() - 1 / (2 * dim)) <= 3 * stderr.item(), (rate, 1 / (2 * dim))
-    assert lsh.collision_probability(math.pi / 2, "cross_polytope", dim=dim) == pytest.approx(1 / (2 * dim), abs=0.01)
+    assert lsh.collision_probability(math.pi / 2, "cross_polytope", dim=dim) == pytest.approx(
+        1 / (2 * dim), abs=0.01
+    )
 
 
 @pytest.mark.parametrize("family", lsh.FAMILIES)
 def test_rates_fall_with_angle(family):
-    rate, stderr = lsh.empirical_collision_rate(ANGLES, dim=16, family=family, n_draws=100, n_pairs=40, seed=9)
+    rate, stderr = lsh.empirical_collision_rate(
+        ANGLES, dim=16, family=family, n_draws=100, n_pairs=40, seed=9
+    )
     assert rate[0] == 1.0 and rate[-1] == 0.0
     assert torch.all(rate[1:] < rate[:-1] + 1e-12)
     theory = lsh.collision_probability(ANGLES, family, dim=16)
@@ -118,7 +124,9 @@ def test_cross_polytope_amplified_theory_matches_measurement():
 
 def test_theory_values():
     assert lsh.collision_probability(math.pi / 2) == pytest.approx(0.5)
-    assert lsh.collision_probability(math.pi / 3, n_hashes=2, n_tables=3) == pytest.approx(1 - (1 - (2 / 3) ** 2) ** 3)
+    assert lsh.collision_probability(math.pi / 3, n_hashes=2, n_tables=3) == pytest.approx(
+        1 - (1 - (2 / 3) ** 2) ** 3
+    )
     assert lsh.collision_probability(0.0, "cross_polytope", dim=8) == 1.0
     assert lsh.collision_probability(math.pi, "cross_polytope", dim=8) == 0.0
     assert lsh.amplification(0.5, 2, 3) == pytest.approx(1 - 0.75**3)
@@ -130,7 +138,9 @@ def test_pairs_are_at_the_requested_angle():
     x, y = lsh.pairs_at_angle(ANGLES, 10, 7, device="cpu")
     cosine = (x * y).sum(-1).double()
     assert torch.allclose(cosine, ANGLES.cos()[:, None].expand_as(cosine), atol=1e-5)
-    assert torch.allclose(x.norm(dim=-1), torch.ones(6, 10)) and torch.allclose(y.norm(dim=-1), torch.ones(6, 10))
+    assert torch.allclose(x.norm(dim=-1), torch.ones(6, 10)) and torch.allclose(
+        y.norm(dim=-1), torch.ones(6, 10)
+    )
 
 
 def test_near_neighbor_search_matches_brute_force():
@@ -171,7 +181,14 @@ def test_planted_queries_sit_at_the_angle():
     ],
 )
 def test_bad_construction_arguments_name_the_argument(kwargs, message):
-    arguments = {"dim": 8, "n_tables": 2, "n_hashes": 1, "family": "cross_polytope", "device": "cpu", **kwargs}
+    arguments = {
+        "dim": 8,
+        "n_tables": 2,
+        "n_hashes": 1,
+        "family": "cross_polytope",
+        "device": "cpu",
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         lsh.LSHTables(**arguments)
 

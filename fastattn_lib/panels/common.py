@@ -69,9 +69,11 @@ class Panel:
         for control in controls.values():
             control.observe(self._on_change, names="value")
         self.widget = widgets.VBox(
-            [widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")),
-             widgets.HBox(self.figures, layout=widgets.Layout(flex_flow="row wrap")),
-             self.status]
+            [
+                widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")),
+                widgets.HBox(self.figures, layout=widgets.Layout(flex_flow="row wrap")),
+                self.status,
+            ]
         )
         self.refresh()
 

@@ -44,7 +44,7 @@ class LSHPanelData:
     search: lsh.SearchQuality
 
     def deviation_in_sigmas(self) -> float:
-        """Largest |measured − theory| over the dots, in binomial standard errors (after the theory's slack)."""
+        """Largest |measured − theory| over the dots in binomial standard errors, past the theory's slack."""
         excess = np.abs(self.measured - self.expected) - THEORY_SLACK[self.family]
         return float(np.max(np.clip(excess, 0, None) / np.maximum(self.stderr, 1e-3)))
 
@@ -69,7 +69,9 @@ def lsh_update(
         dots, dim, n_tables, n_hashes, family, n_draws=n_draws, n_pairs=n_pairs, seed=seed, device=device
     )
     tables = lsh.LSHTables(dim, n_tables, n_hashes, family, seed=seed, device=device)
-    points, queries = lsh.planted_near_neighbors(n_points, n_queries, dim, NEAR_ANGLE, seed=seed, device=device)
+    points, queries = lsh.planted_near_neighbors(
+        n_points, n_queries, dim, NEAR_ANGLE, seed=seed, device=device
+    )
     return LSHPanelData(
         n_tables=n_tables,
         n_hashes=n_hashes,
@@ -98,7 +100,9 @@ def lsh_figures() -> list[go.Figure]:
         layout={
             "xaxis": {"title": "angle θ between the two vectors (degrees)", "range": [0, 180]},
             "yaxis": {"title": "P[same bucket in ≥ 1 table]", "range": [-0.02, 1.02]},
-            "width": 520, "height": 380, "margin": {"t": 50},
+            "width": 520,
+            "height": 380,
+            "margin": {"t": 50},
         },
     )
     search = go.Figure(
@@ -106,7 +110,10 @@ def lsh_figures() -> list[go.Figure]:
         layout={
             "xaxis": {"title": "points examined (% of N)", "rangemode": "tozero"},
             "yaxis": {"title": "recall of near neighbours (%)", "range": [0, 105]},
-            "width": 520, "height": 380, "margin": {"t": 50}, "showlegend": False,
+            "width": 520,
+            "height": 380,
+            "margin": {"t": 50},
+            "showlegend": False,
         },
     )
     return [collisions, search]
@@ -118,9 +125,13 @@ def draw_lsh(figures, data: LSHPanelData) -> None:
     single.update(x=data.angles_deg, y=data.single_hash)
     theory.update(x=data.angles_deg, y=data.theory)
     measured.update(
-        x=data.measured_deg, y=data.measured, error_y={"type": "data", "array": 2 * data.stderr, "visible": True}
+        x=data.measured_deg,
+        y=data.measured,
+        error_y={"type": "data", "array": 2 * data.stderr, "visible": True},
     )
-    collisions.layout.title = f"{data.family}, dim {data.dim}: z = {data.n_hashes} hashes AND, ℓ = {data.n_tables} tables OR"
+    collisions.layout.title = (
+        f"{data.family}, dim {data.dim}: z = {data.n_hashes} hashes AND, ℓ = {data.n_tables} tables OR"
+    )
     quality = data.search
     search.data[0].update(
         x=100 * quality.examined.numpy(),
@@ -158,20 +169,33 @@ def hyperplane_circle_figure(n_hashes: int = 3, n_points: int = 720, seed: int =
     """z random lines through the origin cut the circle into at most 2z arcs; colour = bucket of one table."""
     tables = lsh.LSHTables(2, 1, n_hashes, "hyperplane", seed=seed, device="cpu")
     angle = torch.linspace(0, 2 * math.pi, n_points + 1)[:-1]
-    circle = torch.stack([angle.cos(), angle.sin()], dim=-1)
+    circle = torch.stack([angle.cos(), angle.sin()], dim=-1)  # (n_points, 2)
     buckets = tables.bucket_ids(circle)[0].numpy()
     normals = tables.projections.T.numpy()  # (z, 2): each hash is the side of the line ⟂ its normal
     figure = go.Figure(
-        go.Scatter(x=circle[:, 0], y=circle[:, 1], mode="markers", marker={"color": buckets, "colorscale": "Turbo"},
-                   name="points, coloured by bucket")
+        go.Scatter(
+            x=circle[:, 0].numpy(),
+            y=circle[:, 1].numpy(),
+            mode="markers",
+            marker={"color": buckets, "colorscale": "Turbo"},
+            name="points, coloured by bucket",
+        )
     )
     for h, (a, b) in enumerate(normals):
         direction = np.array([-b, a]) / math.hypot(a, b) * 1.2
-        figure.add_scatter(x=[-direction[0], direction[0]], y=[-direction[1], direction[1]], mode="lines",
-                           line={"color": "black"}, name=f"hyperplane {h + 1}")
+        figure.add_scatter(
+            x=[-direction[0], direction[0]],
+            y=[-direction[1], direction[1]],
+            mode="lines",
+            line={"color": "black"},
+            name=f"hyperplane {h + 1}",
+        )
     figure.update_layout(
         title=f"{n_hashes} random hyperplanes: {len(np.unique(buckets))} buckets on the circle",
-        xaxis={"title": "x₁", "scaleanchor": "y"}, yaxis={"title": "x₂"}, width=480, height=460,
+        xaxis={"title": "x₁", "scaleanchor": "y"},
+        yaxis={"title": "x₂"},
+        width=480,
+        height=460,
     )
     return figure
 
@@ -182,13 +206,19 @@ def cross_polytope_sphere_figure(n_points: int = 4000, seed: int = 0) -> go.Figu
     points = torch.nn.functional.normalize(torch.randn(n_points, 3, generator=generator), dim=-1)
     buckets = lsh.LSHTables(3, 1, 1, "cross_polytope", seed=seed, device="cpu").bucket_ids(points)[0]
     figure = go.Figure(
-        go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers",
-                     marker={"size": 2.5, "color": buckets.numpy(), "colorscale": "Turbo"})
+        go.Scatter3d(
+            x=points[:, 0].numpy(),
+            y=points[:, 1].numpy(),
+            z=points[:, 2].numpy(),
+            mode="markers",
+            marker={"size": 2.5, "color": buckets.numpy(), "colorscale": "Turbo"},
+        )
     )
     figure.update_layout(
         title="cross-polytope hash on the sphere: 2·dim = 6 buckets",
         scene={"xaxis_title": "x₁", "yaxis_title": "x₂", "zaxis_title": "x₃", "aspectmode": "cube"},
-        width=520, height=480,
+        width=520,
+        height=480,
     )
     return figure
 
@@ -198,9 +228,14 @@ def amplification_figure(settings=((1, 1), (4, 1), (1, 4), (4, 4), (16, 4))) -> 
     p = np.linspace(0, 1, 201)
     figure = go.Figure()
     for n_tables, n_hashes in settings:
-        figure.add_scatter(x=p, y=lsh.amplification(p, n_hashes, n_tables), name=f"ℓ={n_tables}, z={n_hashes}")
+        figure.add_scatter(
+            x=p, y=lsh.amplification(p, n_hashes, n_tables), name=f"ℓ={n_tables}, z={n_hashes}"
+        )
     figure.update_layout(
         title="AND (z) moves the S-curve right, OR (ℓ) moves it left",
-        xaxis_title="one-hash collision probability p", yaxis_title="1 − (1 − p^z)^ℓ", width=560, height=400,
+        xaxis_title="one-hash collision probability p",
+        yaxis_title="1 − (1 − p^z)^ℓ",
+        width=560,
+        height=400,
     )
     return figure
