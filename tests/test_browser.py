@@ -1,0 +1,182 @@
+"""A person's view: JupyterLab in Chromium runs a notebook, a slider moves by keyboard, the plot changes.
+
+JupyterLab serves a temporary copy of the notebooks (SMOKE=True) on 127.0.0.1; Playwright drives Debian's
+/usr/bin/chromium, never a downloaded browser. Server and browser are shut down even when the test fails.
+"""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+# notebook, label of the slider the test moves
+CASES = [("01_lsh_intuition.ipynb", "ℓ (tables)")]
+
+pytestmark = pytest.mark.browser
+
+
+def _require_browser():
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package")
+    if missing:
+        reason = "browser test needs " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; .ci/run must install it")
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _smoke_copy(source: Path, target: Path) -> None:
+    notebook = nbformat.read(source, as_version=4)
+    parameters = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
+    parameters.source = parameters.source.replace("SMOKE = False", "SMOKE = True")
+    assert "SMOKE = True" in parameters.source
+    nbformat.write(notebook, target)
+
+
+@pytest.fixture(scope="module")
+def lab_url(tmp_path_factory):
+    _require_browser()
+    root = tmp_path_factory.mktemp("lab")
+    log_path = tmp_path_factory.mktemp("lab-log") / "server.log"
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        _smoke_copy(path, root / path.name)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(root / ".config"),
+        "JUPYTER_RUNTIME_DIR": str(root / ".rt"),
+    }
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        + (["--allow-root"] if os.geteuid() == 0 else []),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(0.5)
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        shutil.rmtree(root / ".rt", ignore_errors=True)
+
+
+@pytest.mark.parametrize(("notebook", "slider_label"), CASES, ids=[c[0].split(".")[0] for c in CASES])
+def test_run_all_then_move_a_slider_with_the_keyboard(lab_url, notebook, slider_label):
+    from playwright.sync_api import sync_playwright
+
+    base, token = lab_url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        try:
+            page.set_default_timeout(120_000)
+            page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+            page.locator(".jp-Notebook").first.wait_for()
+            # "Run All" before the kernel is connected silently runs nothing: wait for its status.
+            page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for()
+
+            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+            page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+            # Every cell has run when no prompt shows "[*]" and the last code cell has a number.
+            page.wait_for_function(
+                """() => {
+                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""",
+                timeout=240_000,
+            )
+            outputs = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+            assert "Traceback" not in outputs and "Error" not in outputs.replace("error_y", ""), outputs[
+                -3000:
+            ]
+
+            slider = page.locator(
+                ".widget-slider", has=page.locator(".widget-label", has_text=slider_label)
+            ).first
+            panel = page.locator(".widget-vbox", has=slider).last
+            plot = panel.locator(".js-plotly-plot").first
+            plot.locator(".scatterlayer").first.wait_for()
+            status = panel.locator(".widget-html").last
+            lines = plot.locator("path.js-line")
+            before_lines, before_status = (
+                lines.evaluate_all("ps => ps.map(p => p.getAttribute('d'))"),
+                status.inner_text(),
+            )
+            assert before_lines and all(before_lines), "the panel's plot drew no lines"
+
+            slider.locator(".noUi-handle").first.focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function(
+                "([node, old]) => node.innerText !== old", arg=[status.element_handle(), before_status]
+            )
+            page.wait_for_timeout(500)  # let plotly finish the redraw it was sent
+            after_lines = lines.evaluate_all("ps => ps.map(p => p.getAttribute('d'))")
+            assert after_lines != before_lines, "the plotted curves did not change after the slider moved"
+            assert "error" not in status.inner_text().lower()
+        except Exception:
+            shot = Path(os.environ.get("FASTATTN_SCREENSHOTS", "/tmp")) / f"browser-failure-{notebook}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the failing page: {shot}")
+            raise
+        finally:
+            browser.close()
