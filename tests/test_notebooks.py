@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from fastattn_lib.notebooks import run
+from fastattn_lib.notebooks import NotebookFailed, run
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -18,3 +19,20 @@ def test_there_are_notebooks():
 def test_notebook_runs_in_smoke_mode(path, tmp_path):
     executed = run(path, tmp_path, parameters={"SMOKE": True}, timeout=600)
     assert executed.exists()
+
+
+def test_a_failing_cell_is_named(tmp_path):
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("SMOKE = False", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("x = 1"),
+            nbformat.v4.new_code_cell("assert x == 2, 'the teaching stopped being true'"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(
+        NotebookFailed, match=r"broken.ipynb: cell .*`assert x == 2.*AssertionError.*stopped being true"
+    ):
+        run(path, tmp_path / "out", parameters={"SMOKE": True}, timeout=60)
