@@ -129,9 +129,7 @@ def draw_lsh(figures, data: LSHPanelData) -> None:
         y=data.measured,
         error_y={"type": "data", "array": 2 * data.stderr, "visible": True},
     )
-    collisions.layout.title = (
-        f"{data.family}, dim {data.dim}: z = {data.n_hashes} hashes AND, ℓ = {data.n_tables} tables OR"
-    )
+    collisions.layout.title = f"{data.family}, m = {data.dim}: z = {data.n_hashes}, ℓ = {data.n_tables}"
     quality = data.search
     search.data[0].update(
         x=100 * quality.examined.numpy(),
