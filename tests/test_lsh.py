@@ -231,3 +231,12 @@ def test_cuda_draws_the_same_functions_and_buckets(family):
     assert torch.equal(cpu.projections, gpu.projections.cpu())
     agree = (cpu.bucket_ids(x) == gpu.bucket_ids(x.cuda()).cpu()).float().mean()
     assert agree > 0.999  # float rounding may only flip near-ties
+
+
+@pytest.mark.parametrize("family", lsh.FAMILIES)
+def test_one_table_at_a_time_gives_the_same_buckets(family):
+    tables = lsh.LSHTables(12, 5, 2, family, seed=4, device="cpu")
+    x = torch.randn(3, 30, 12)
+    assert torch.equal(torch.stack([tables.bucket_ids(x, table=u) for u in range(5)]), tables.bucket_ids(x))
+    with pytest.raises(ValueError, match="table"):
+        tables.bucket_ids(x, table=5)

@@ -1,0 +1,376 @@
+"""Attention three ways: softmax, ANNA (approximate nearest-neighbour attention) and low-rank.
+
+* `softmax_attention`: softmax(β·q̂·k̂ᵀ)·v on unit-normalised q̂, k̂. β is the temperature; as β grows the
+  weights concentrate on the keys closest to the query. This is the differentiable surrogate ANNA is
+  distilled from.
+* `anna_attention`: hash q̂ and k̂ into ℓ tables of z concatenated LSH functions (`lsh.LSHTables`). With
+  c_ij the number of tables in which q_i and k_j share a bucket,
+
+      out_i = Σ_j c_ij·v_j / Σ_j c_ij          (0 when q_i collides with no key)
+
+  so w_ij = c_ij / Σ_j' c_ij' (spec §1: a near key collides at least once, each of the other admissible
+  keys at most ℓ times, hence w_ij ≥ 1/((|N(q_i, cr)| − 1)·ℓ + 1)). Three implementations agree:
+    - `impl="dense"`: the O(ℓ·N·M) oracle that builds c_ij explicitly;
+    - `impl="tables"` (Algorithm 1): all ℓ tables at once; each bucket stores the sum and count of its
+      keys' values, each query reads its ℓ buckets: O(ℓ·N·(z·m·D + d_v)) time, O(ℓ·N·d_v) memory;
+    - `impl="linear_memory"` (Algorithm 2): the same, one table at a time; memory independent of ℓ.
+  Causal masking (j ≤ i) uses prefix sums of values within each bucket, found by sorting (bucket, j).
+* `low_rank_attention`: φ(q)·(φ(k)ᵀv) / φ(q)·Σφ(k), φ(x) = elu(x) + 1: linear-time, softmax-free.
+
+Tensors are [..., N, m] for queries and [..., M, m], [..., M, d_v] for keys and values; any leading batch
+dimensions (batch, heads) are allowed and must match.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .lsh import LSHTables, check_finite_floats
+
+IMPLS = ("tables", "linear_memory", "dense")
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> None:
+    for name, tensor in (("q", q), ("k", k), ("v", v)):
+        check_finite_floats(name, tensor)
+        if tensor.dim() < 2:
+            raise ValueError(f"{name}: expected shape [..., N, dim], got {tuple(tensor.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q, k: widths differ ({q.shape[-1]} vs {k.shape[-1]}); both must be m")
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"k, v: expected matching [..., M], got {tuple(k.shape)} and {tuple(v.shape)}")
+    if q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(f"q, k: batch dimensions differ ({tuple(q.shape[:-2])} vs {tuple(k.shape[:-2])})")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v: dtypes differ ({q.dtype}, {k.dtype}, {v.dtype})")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k, v: devices differ ({q.device}, {k.device}, {v.device})")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal: needs as many queries as keys, got N={q.shape[-2]}, M={k.shape[-2]}")
+
+
+def _check_beta(beta) -> None:
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
+        raise ValueError(f"beta: expected a finite number > 0, got {beta!r}")
+
+
+def _check_hashing(n_tables, n_hashes, impl) -> None:
+    for name, value in (("n_tables", n_tables), ("n_hashes", n_hashes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+
+
+def _causal_mask(n: int, device) -> torch.Tensor:
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()  # (N, N): key j visible to query i ≤ j
+
+
+# ----------------------------------------------------------------------------------------------------
+# Softmax attention
+# ----------------------------------------------------------------------------------------------------
+
+
+def softmax_weights(q, k, beta: float = 1.0, causal: bool = False, normalize: bool = True) -> torch.Tensor:
+    """The attention matrix softmax(β·q̂·k̂ᵀ), shape [..., N, M] (rows sum to 1)."""
+    _check_qkv(q, k, k, causal)
+    _check_beta(beta)
+    if normalize:
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    scores = beta * q @ k.transpose(-1, -2)  # (..., N, M)
+    if causal:
+        scores = scores.masked_fill(~_causal_mask(q.shape[-2], q.device), float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def softmax_attention(
+    q, k, v, beta: float = 1.0, causal: bool = False, normalize: bool = True
+) -> torch.Tensor:
+    """softmax(β·q̂·k̂ᵀ)·v, through torch's fused `scaled_dot_product_attention` (no N×M matrix kept)."""
+    _check_qkv(q, k, v, causal)
+    _check_beta(beta)
+    if normalize:
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    if q.dim() == 2:  # the fused kernel wants a batch dimension
+        return F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=causal, scale=beta)[0]
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=beta)
+
+
+# ----------------------------------------------------------------------------------------------------
+# ANNA
+# ----------------------------------------------------------------------------------------------------
+
+
+def _bucket_tables(q, k, n_tables, n_hashes, family, seed):
+    """The tables ANNA uses, and the unit-normalised q̂, k̂ it hashes."""
+    tables = LSHTables(q.shape[-1], n_tables, n_hashes, family, seed=seed, device=q.device)
+    return tables, F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+
+
+def collision_counts(q, k, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False) -> torch.Tensor:
+    """c_ij: in how many of the ℓ tables q_i and k_j share a bucket, shape [..., N, M] (0 above the
+    diagonal when causal). O(ℓ·N·M): for oracles and pictures, not for long sequences."""
+    _check_qkv(q, k, k, causal)
+    _check_hashing(n_tables, n_hashes, "dense")
+    tables, q_hat, k_hat = _bucket_tables(q, k, n_tables, n_hashes, family, seed)
+    query_ids, key_ids = tables.bucket_ids(q_hat), tables.bucket_ids(k_hat)  # (ℓ, ..., N), (ℓ, ..., M)
+    counts = (query_ids[..., :, None] == key_ids[..., None, :]).sum(dim=0)  # (..., N, M)
+    if causal:
+        counts = counts.masked_fill(~_causal_mask(q.shape[-2], q.device), 0)
+    return counts
+
+
+def anna_weights(q, k, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False) -> torch.Tensor:
+    """ANNA's implied attention matrix w_ij = c_ij / Σ_j' c_ij' (a zero row where nothing collides)."""
+    counts = collision_counts(q, k, n_tables, n_hashes, family, seed, causal).to(q.dtype)
+    return counts / counts.sum(dim=-1, keepdim=True).clamp(min=1)
+
+
+def _dense_bucket_index(key_ids, query_ids, n_buckets: int):
+    """Number every (table, batch, bucket) that occurs with one small integer.
+
+    key_ids (T, B, M) and query_ids (T, B, N) hold bucket ids < n_buckets per (table, batch) group.
+    Returns (key_index, query_index, size): equal indices ⇔ same group and same bucket, all < size.
+    """
+    n_groups = key_ids.shape[0] * key_ids.shape[1]
+    group = torch.arange(n_groups, device=key_ids.device).view(key_ids.shape[0], key_ids.shape[1], 1)
+    n_ids = key_ids.numel() + query_ids.numel()
+    if n_groups * n_buckets >= 2**62:  # group·n_buckets + id would overflow int64: renumber ids first
+        _, inverse = torch.unique(torch.cat([key_ids.flatten(), query_ids.flatten()]), return_inverse=True)
+        key_ids, query_ids = (
+            inverse[: key_ids.numel()].view_as(key_ids),
+            inverse[key_ids.numel() :].view_as(query_ids),
+        )
+        n_buckets = n_ids
+    key_index, query_index = group * n_buckets + key_ids, group * n_buckets + query_ids
+    if n_groups * n_buckets <= 4 * n_ids + 2**16:  # few possible buckets: index them directly
+        return key_index, query_index, n_groups * n_buckets
+    occurring, inverse = torch.unique(
+        torch.cat([key_index.flatten(), query_index.flatten()]), return_inverse=True
+    )
+    return (
+        inverse[: key_ids.numel()].view_as(key_ids),
+        inverse[key_ids.numel() :].view_as(query_ids),
+        len(occurring),
+    )
+
+
+def _aggregate(query_ids, key_ids, v, n_buckets: int, causal: bool):
+    """Bucket sums and counts read by every query, summed over tables.
+
+    query_ids (T, B, N), key_ids (T, B, M), v (B, M, d_v). Returns num (B, N, d_v) = Σ_u Σ_{j in q_i's
+    bucket of table u} v_j and den (B, N) = Σ_u |that bucket| (keys j ≤ i only when causal).
+    """
+    n_tables, batch, n_keys = key_ids.shape
+    d_v = v.shape[-1]
+    key_index, query_index, size = _dense_bucket_index(key_ids, query_ids, n_buckets)
+    if not causal:
+        # Algorithm 1's tables: one sum S and count C per occurring bucket ...
+        sums, values = v.new_zeros(size, d_v), v.reshape(-1, d_v)
+        for u in range(n_tables):  # one scatter per table spares an ℓ-fold copy of v
+            sums.index_add_(0, key_index[u].flatten(), values)  # (buckets, d_v)
+        counts = torch.bincount(key_index.flatten(), minlength=size)  # (buckets,)
+        # ... and each query reads its bucket in every table (a fused gather-and-sum over its ℓ buckets).
+        reads = query_index.permute(1, 2, 0).reshape(-1, n_tables)  # (B·N, ℓ)
+        num = F.embedding_bag(reads, sums, mode="sum").view(batch, -1, d_v)
+        return num, counts[query_index].sum(dim=0)
+    # Causal: sort keys by (bucket, position); a query at position i reads the prefix of its bucket up to i.
+    positions = torch.arange(n_keys, device=v.device)
+    order_key = (key_index * n_keys + positions).flatten()  # (T·B·M,)
+    sorted_key, order = order_key.sort()
+    source = (torch.arange(batch, device=v.device).view(1, batch, 1) * n_keys + positions).expand_as(
+        key_index
+    )
+    sorted_values = v.reshape(-1, d_v)[source.flatten()[order]].double()  # float64: prefix sums cancel
+    prefix = torch.cat([sorted_values.new_zeros(1, d_v), sorted_values.cumsum(dim=0)])  # (T·B·M + 1, d_v)
+    first = torch.searchsorted(sorted_key, (query_index * n_keys).flatten())
+    last = torch.searchsorted(sorted_key, (query_index * n_keys + positions).flatten(), right=True)
+    num = (prefix[last] - prefix[first]).to(v.dtype).view(n_tables, batch, -1, d_v)
+    return num.sum(dim=0), (last - first).view(n_tables, batch, -1).sum(dim=0)
+
+
+def anna_attention(
+    q,
+    k,
+    v,
+    n_tables: int,
+    n_hashes: int,
+    family: str = "cross_polytope",
+    seed: int = 0,
+    causal: bool = False,
+    impl: str = "tables",
+) -> torch.Tensor:
+    """ANNA: each query averages the values of the keys it collides with, weighted by collision count.
+
+    Hashing uses exactly the functions `LSHTables(q.shape[-1], n_tables, n_hashes, family, seed)` draws, on
+    unit-normalised q and k, the same for every batch and head index. See the module docstring for the
+    formula and the three `impl`s (which agree to float tolerance). Returns [..., N, d_v].
+    """
+    _check_qkv(q, k, v, causal)
+    _check_hashing(n_tables, n_hashes, impl)
+    if impl == "dense":
+        return anna_weights(q, k, n_tables, n_hashes, family, seed, causal) @ v
+    tables, q_hat, k_hat = _bucket_tables(q, k, n_tables, n_hashes, family, seed)
+    batch_shape, n_queries, d_v = q.shape[:-2], q.shape[-2], v.shape[-1]
+    q_hat, k_hat = q_hat.reshape(-1, n_queries, q.shape[-1]), k_hat.reshape(-1, k.shape[-2], k.shape[-1])
+    v = v.reshape(-1, v.shape[-2], d_v)  # (B, M, d_v)
+    if impl == "tables":
+        num, den = _aggregate(tables.bucket_ids(q_hat), tables.bucket_ids(k_hat), v, tables.n_buckets, causal)
+    else:
+        num, den = (
+            v.new_zeros(v.shape[0], n_queries, d_v),
+            torch.zeros(v.shape[0], n_queries, device=v.device),
+        )
+        for u in range(n_tables):  # Algorithm 2: build, read and drop one table at a time
+            table_num, table_den = _aggregate(
+                tables.bucket_ids(q_hat, table=u)[None],
+                tables.bucket_ids(k_hat, table=u)[None],
+                v,
+                tables.n_buckets,
+                causal,
+            )
+            num, den = num + table_num, den + table_den
+    out = num / den.clamp(min=1).unsqueeze(-1).to(v.dtype)  # rows without a collision stay 0
+    return out.reshape(*batch_shape, n_queries, d_v)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The ANNA guarantee, checked on an input (spec §1)
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GuaranteeReport:
+    """How an attention matrix measures up to the (c, r, ℓ)-ANNA definition, on unit-normalised q and k."""
+
+    far_violations: int  # pairs with w_ij > 0 although ‖q̂_i − k̂_j‖ > c·r
+    near_violations: int  # pairs with ‖q̂_i − k̂_j‖ ≤ r but w_ij < 1/((|N(q_i, cr)| − 1)·ℓ + 1)
+    near_pairs: int  # pairs with ‖q̂_i − k̂_j‖ ≤ r
+    queries_ok: torch.Tensor  # [..., N] bool: query i meets both conditions
+
+    @property
+    def holds(self) -> bool:
+        return self.far_violations == 0 and self.near_violations == 0
+
+
+def check_anna_guarantee(
+    q, k, weights, r: float, c: float, n_tables: int, causal: bool = False
+) -> GuaranteeReport:
+    """Check the two conditions of the ANNA definition for attention weights [..., N, M]:
+
+    1. no far keys: w_ij > 0 only if ‖q̂_i − k̂_j‖ ≤ c·r;
+    2. near keys get a share: ‖q̂_i − k̂_j‖ ≤ r ⇒ w_ij ≥ 1 / ((|N(q_i, cr)| − 1)·ℓ + 1),
+       N(q, t) = {j : ‖q̂ − k̂_j‖ ≤ t} (keys j ≤ i only, when causal).
+    """
+    _check_qkv(q, k, k, causal)
+    if not (isinstance(r, (int, float)) and isinstance(c, (int, float)) and r > 0 and c > 1):
+        raise ValueError(f"r, c: expected r > 0 and c > 1, got r={r!r}, c={c!r}")
+    if weights.shape != q.shape[:-1] + k.shape[-2:-1]:
+        raise ValueError(
+            f"weights: expected shape {tuple(q.shape[:-1] + k.shape[-2:-1])}, got {tuple(weights.shape)}"
+        )
+    distance = torch.cdist(F.normalize(q, dim=-1), F.normalize(k, dim=-1))  # (..., N, M)
+    visible = _causal_mask(q.shape[-2], q.device) if causal else torch.ones_like(distance, dtype=torch.bool)
+    near, admissible = (distance <= r) & visible, (distance <= c * r) & visible
+    far_hit = (weights > 0) & ~admissible
+    bound = 1 / ((admissible.sum(dim=-1, keepdim=True) - 1).clamp(min=0) * n_tables + 1)
+    near_miss = near & (weights < bound - 1e-6)
+    return GuaranteeReport(
+        far_violations=int(far_hit.sum()),
+        near_violations=int(near_miss.sum()),
+        near_pairs=int(near.sum()),
+        queries_ok=~(far_hit | near_miss).any(dim=-1),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Low-rank (kernelised) attention
+# ----------------------------------------------------------------------------------------------------
+
+
+def _feature_map(x: torch.Tensor) -> torch.Tensor:
+    return F.elu(x) + 1  # positive features, so the normaliser never vanishes
+
+
+def low_rank_weights(q, k, causal: bool = False) -> torch.Tensor:
+    """The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j'), shape [..., N, M], rank ≤ m."""
+    _check_qkv(q, k, k, causal)
+    scores = _feature_map(q) @ _feature_map(k).transpose(-1, -2)  # (..., N, M)
+    if causal:
+        scores = scores.masked_fill(~_causal_mask(q.shape[-2], q.device), 0)
+    return scores / scores.sum(dim=-1, keepdim=True)
+
+
+def low_rank_attention(q, k, v, causal: bool = False) -> torch.Tensor:
+    """φ(q)·(φ(k)ᵀ·v) / φ(q)·Σ_j φ(k_j) in O(N·m·d_v), with φ(x) = elu(x) + 1; causal via prefix sums."""
+    _check_qkv(q, k, v, causal)
+    phi_q, phi_k = _feature_map(q), _feature_map(k)
+    if not causal:
+        kv = phi_k.transpose(-1, -2) @ v  # (..., m, d_v)
+        return (phi_q @ kv) / (phi_q @ phi_k.sum(dim=-2).unsqueeze(-1))
+    kv = (phi_k.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(dim=-3)  # (..., N, m, d_v): Σ_{j≤i} φ(k_j) v_jᵀ
+    normaliser = (phi_q * phi_k.cumsum(dim=-2)).sum(dim=-1, keepdim=True)  # (..., N, 1)
+    return (phi_q.unsqueeze(-2) @ kv).squeeze(-2) / normaliser
+
+
+# ----------------------------------------------------------------------------------------------------
+# A drop-in multi-head layer
+# ----------------------------------------------------------------------------------------------------
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention whose inner attention is switchable between softmax and ANNA.
+
+    x (B, N, d_model) → q, k, v per head (B, H, N, d_head) → attention → (B, N, d_model). Each head's ANNA
+    draws its own hash functions (seed + head index), as independent heads should.
+    """
+
+    def __init__(self, d_model: int, n_heads: int = 1, causal: bool = False, beta: float = 1.0):
+        super().__init__()
+        if not isinstance(n_heads, int) or n_heads < 1 or d_model % n_heads:
+            raise ValueError(f"n_heads: expected a divisor of d_model={d_model}, got {n_heads!r}")
+        self.n_heads, self.causal = n_heads, causal
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.use_attention("softmax", beta=beta)
+
+    def use_attention(self, kind: str, **params) -> MultiHeadAttention:
+        """`use_attention("softmax", beta=...)` or `use_attention("anna", n_tables=, n_hashes=, family=, seed=)`."""
+        if kind == "softmax":
+            params = {"beta": params.pop("beta", getattr(self, "beta", 1.0)), **params}
+            _check_beta(params["beta"])
+            self.beta = params["beta"]
+        elif kind == "anna":
+            params = {"family": "cross_polytope", "seed": 0, **params}
+            _check_hashing(params.get("n_tables"), params.get("n_hashes"), "tables")
+        else:
+            raise ValueError(f"kind: expected 'softmax' or 'anna', got {kind!r}")
+        allowed = {"softmax": {"beta"}, "anna": {"n_tables", "n_hashes", "family", "seed", "impl"}}[kind]
+        if set(params) - allowed:
+            raise ValueError(
+                f"{kind} attention takes {sorted(allowed)}, got unexpected {sorted(set(params) - allowed)}"
+            )
+        self.attention_kind, self.attention_params = kind, params
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, n, d_model = x.shape
+        q, k, v = self.qkv(x).view(batch, n, 3, self.n_heads, d_model // self.n_heads).permute(2, 0, 3, 1, 4)
+        if self.attention_kind == "softmax":
+            y = softmax_attention(
+                q, k, v, beta=self.attention_params["beta"], causal=self.causal
+            )  # (B, H, N, dh)
+        else:
+            params = dict(self.attention_params)
+            seed = params.pop("seed")
+            heads = [
+                anna_attention(q[:, h], k[:, h], v[:, h], causal=self.causal, seed=seed + h, **params)
+                for h in range(self.n_heads)
+            ]
+            y = torch.stack(heads, dim=1)  # (B, H, N, dh)
+        return self.proj(y.transpose(1, 2).reshape(batch, n, d_model))
