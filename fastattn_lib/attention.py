@@ -340,7 +340,7 @@ class MultiHeadAttention(nn.Module):
         self.use_attention("softmax", beta=beta)
 
     def use_attention(self, kind: str, **params) -> MultiHeadAttention:
-        """`use_attention("softmax", beta=...)` or `use_attention("anna", n_tables=, n_hashes=, family=, seed=)`."""
+        """Switch attention: `("softmax", beta=)` or `("anna", n_tables=, n_hashes=, family=, seed=)`."""
         if kind == "softmax":
             params = {"beta": params.pop("beta", getattr(self, "beta", 1.0)), **params}
             _check_beta(params["beta"])

@@ -149,7 +149,7 @@ class LSHTables:
         return torch.where(top >= -bottom, top_axis, bottom_axis + self.dim)  # (R, ℓ, z)
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
-        """Bucket of every point in every table: LongTensor [n_tables, ..., N] (or [..., N] for one `table`)."""
+        """Bucket of every point in every table: LongTensor [n_tables, ..., N] ([..., N] for one `table`)."""
         return (self.hash_values(x, table) * self._radix).sum(dim=-1)
 
 
