@@ -160,6 +160,24 @@ def _dense_bucket_index(key_ids, query_ids, n_buckets: int):
     )
 
 
+def _build_buckets(key_index, v, size: int):
+    """Algorithm 1's tables: the sum S and count C of the values in every bucket.
+
+    key_index (T, B, M) from `_dense_bucket_index`, v (B, M, d_v) → S (size, d_v), C (size,)."""
+    sums, values = v.new_zeros(size, v.shape[-1]), v.reshape(-1, v.shape[-1])
+    for u in range(key_index.shape[0]):  # one scatter per table spares an ℓ-fold copy of v
+        sums.index_add_(0, key_index[u].flatten(), values)
+    return sums, torch.bincount(key_index.flatten(), minlength=size)
+
+
+def _read_buckets(query_index, sums, counts):
+    """Each query adds up S and C of its bucket in every table: num (B, N, d_v), den (B, N)."""
+    n_tables, batch, _ = query_index.shape
+    reads = query_index.permute(1, 2, 0).reshape(-1, n_tables)  # (B·N, ℓ): the buckets each query reads
+    num = F.embedding_bag(reads, sums, mode="sum").view(batch, -1, sums.shape[-1])  # fused gather-and-sum
+    return num, counts[query_index].sum(dim=0)
+
+
 def _aggregate(query_ids, key_ids, v, n_buckets: int, causal: bool):
     """Bucket sums and counts read by every query, summed over tables.
 
@@ -170,15 +188,7 @@ def _aggregate(query_ids, key_ids, v, n_buckets: int, causal: bool):
     d_v = v.shape[-1]
     key_index, query_index, size = _dense_bucket_index(key_ids, query_ids, n_buckets)
     if not causal:
-        # Algorithm 1's tables: one sum S and count C per occurring bucket ...
-        sums, values = v.new_zeros(size, d_v), v.reshape(-1, d_v)
-        for u in range(n_tables):  # one scatter per table spares an ℓ-fold copy of v
-            sums.index_add_(0, key_index[u].flatten(), values)  # (buckets, d_v)
-        counts = torch.bincount(key_index.flatten(), minlength=size)  # (buckets,)
-        # ... and each query reads its bucket in every table (a fused gather-and-sum over its ℓ buckets).
-        reads = query_index.permute(1, 2, 0).reshape(-1, n_tables)  # (B·N, ℓ)
-        num = F.embedding_bag(reads, sums, mode="sum").view(batch, -1, d_v)
-        return num, counts[query_index].sum(dim=0)
+        return _read_buckets(query_index, *_build_buckets(key_index, v, size))
     # Causal: sort keys by (bucket, position); a query at position i reads the prefix of its bucket up to i.
     positions = torch.arange(n_keys, device=v.device)
     order_key = (key_index * n_keys + positions).flatten()  # (T·B·M,)
