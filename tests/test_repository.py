@@ -50,7 +50,7 @@ def test_strip_removes_outputs_and_widget_state(tmp_path):
 def test_environment_yml_hands_everything_to_the_same_pip_requirements():
     text = (ROOT / "environment.yml").read_text()
     pip_lines = re.findall(r"^\s+- (--\S+ \S+)$", text, flags=re.MULTILINE)
-    assert pip_lines == ["--constraint .ci/constraints.txt", "--editable .[dev]"]
+    assert pip_lines == ["--constraint .ci/constraints.txt", "--editable .[dev,bench]"]
     conda_packages = re.findall(r"^  - (\w[\w=.]*)$", text, flags=re.MULTILINE)
     assert sorted(p.split("=")[0] for p in conda_packages) == ["pip", "python"]
     python = re.search(r"python=(\d+)\.(\d+)", text).groups()
@@ -61,7 +61,8 @@ def test_environment_yml_hands_everything_to_the_same_pip_requirements():
 
 def test_constraints_pin_every_dependency_but_leave_torch_to_the_makefile():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["dev"] + extras["bench"]
     names = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower().replace("_", "-") for r in requirements}
     pins = {}
     for line in (ROOT / ".ci/constraints.txt").read_text().splitlines():
