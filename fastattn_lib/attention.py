@@ -249,6 +249,51 @@ def anna_attention(
     return out.reshape(*batch_shape, n_queries, d_v)
 
 
+def chunked_bucket_attention(
+    x, v, bucket_size: int, n_hashes: int = 1, family="cross_polytope", seed: int = 0
+):
+    """Reformer-style attention with constant-size chunks, for the separation of spec §4.
+
+    Queries and keys are shared (x, as in Reformer). One table hashes x̂; tokens are sorted by (bucket,
+    position) and cut into chunks of `bucket_size`; each token averages the values of the same-bucket tokens
+    in its own chunk and the one before. So an output depends on at most 2·bucket_size inputs whatever N
+    is, and a global average over N tokens needs about log_{2·bucket_size} N layers; ANNA needs one.
+    """
+    _check_qkv(x, x, v, causal=False)
+    n = x.shape[-2]
+    if (
+        isinstance(bucket_size, bool)
+        or not isinstance(bucket_size, int)
+        or bucket_size < 1
+        or n % bucket_size
+    ):
+        raise ValueError(f"bucket_size: expected a positive divisor of N={n}, got {bucket_size!r}")
+    tables = LSHTables(x.shape[-1], 1, n_hashes, family, seed=seed, device=x.device)
+    ids = tables.bucket_ids(F.normalize(x, dim=-1).reshape(-1, n, x.shape[-1]))[0]  # (B, N)
+    positions = torch.arange(n, device=x.device)
+    order = (ids * n + positions).argsort(dim=-1)  # (B, N): sorted by bucket, then position
+    sorted_ids = ids.gather(-1, order)
+    sorted_v = v.reshape(-1, n, v.shape[-1]).gather(1, order.unsqueeze(-1).expand(-1, -1, v.shape[-1]))
+    chunks = n // bucket_size
+    chunk_ids = sorted_ids.view(-1, chunks, bucket_size)  # (B, C, bs)
+    chunk_v = sorted_v.view(-1, chunks, bucket_size, v.shape[-1])  # (B, C, bs, d_v)
+    look_ids = torch.cat([chunk_ids.roll(1, dims=1), chunk_ids], dim=-1)  # (B, C, 2·bs): previous chunk + own
+    look_v = torch.cat([chunk_v.roll(1, dims=1), chunk_v], dim=-2)
+    look_ids[:, 0, :bucket_size] = -1  # the first chunk has no previous one (roll wrapped the last around)
+    same = (chunk_ids.unsqueeze(-1) == look_ids.unsqueeze(-2)).to(v.dtype)  # (B, C, bs, 2·bs)
+    out_sorted = (same @ look_v) / same.sum(-1, keepdim=True)  # every token sees at least itself
+    out = torch.empty_like(sorted_v).scatter_(
+        1, order.unsqueeze(-1).expand_as(sorted_v), out_sorted.flatten(1, 2)
+    )
+    return out.reshape(v.shape)
+
+
+def layers_for_global_average(n: int, span: int) -> int:
+    """Layers an attention whose outputs each see at most `span` inputs needs before one output can
+    depend on all n inputs: ⌈log_span n⌉ (one for ANNA, whose bucket can hold all n keys)."""
+    return max(1, math.ceil(math.log(n) / math.log(span) - 1e-12))
+
+
 # ----------------------------------------------------------------------------------------------------
 # The ANNA guarantee, checked on an input (spec §1)
 # ----------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from . import attention
-from .device import resolve_device, synchronize
+from .device import cpu_generator, resolve_device, synchronize
 from .lsh import LSHTables
 
 METHODS = ("sdpa", "anna_tables", "anna_linear_memory", "reformer")
@@ -51,7 +51,7 @@ def reformer_available() -> bool:
 
 
 def _inputs(n: int, dim: int, device: torch.device, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
+    generator = cpu_generator(seed, "bench-inputs")
     return [torch.randn(1, 1, n, dim, generator=generator).to(device) for _ in range(3)]
 
 

@@ -9,6 +9,9 @@ gives the same numbers on every device.
 
 from __future__ import annotations
 
+import zlib
+
+import numpy as np
 import torch
 
 DeviceLike = str | torch.device | None
@@ -44,11 +47,18 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
     return resolved
 
 
-def cpu_generator(seed: int) -> torch.Generator:
-    """A seeded CPU generator: draw with it, then `.to(device)`, so results do not depend on the device."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed: expected an integer, got {seed!r}")
-    return torch.Generator(device="cpu").manual_seed(seed)
+def cpu_generator(seed: int, stream: str) -> torch.Generator:
+    """A seeded CPU generator: draw with it, then `.to(device)`, so results do not depend on the device.
+
+    `stream` names what the numbers are for ("lsh-tables", "anna-demo-data", …). Equal seeds of different
+    streams give unrelated numbers: otherwise seed 0 of a data set and seed 0 of the hash functions would
+    draw the very same Gaussians, and the hashes would be tuned to the data by accident.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
+    # torch's CPU generator keeps only 32 bits of its seed, so (seed, stream) is mixed down to 32 bits.
+    mixed = np.random.SeedSequence([seed, zlib.crc32(stream.encode())]).generate_state(1)[0]
+    return torch.Generator(device="cpu").manual_seed(int(mixed))
 
 
 def synchronize(device: torch.device) -> None:

@@ -95,7 +95,7 @@ class LSHTables:
                 f"use n_hashes <= {max_z}"
             )
         self.n_buckets = self.values_per_hash**n_hashes
-        generator = cpu_generator(seed)
+        generator = cpu_generator(seed, "lsh-tables")
         out_per_hash = 1 if family == "hyperplane" else dim  # D = dim rows of the random rotation A
         # Drawn as [ℓ, z, D, m] so that table u's functions are the same for every ℓ > u.
         draws = torch.randn(n_tables, n_hashes, out_per_hash, dim, generator=generator)
@@ -189,7 +189,7 @@ def pairs_at_angle(theta, n_pairs: int, dim: int, seed: int = 0, device: DeviceL
     _check_count("n_pairs", n_pairs)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim: two distinct directions need dim >= 2, got {dim!r}")
-    generator = cpu_generator(seed)
+    generator = cpu_generator(seed, "lsh-pairs")
     x = torch.nn.functional.normalize(torch.randn(len(angles), n_pairs, dim, generator=generator), dim=-1)
     w = torch.randn(len(angles), n_pairs, dim, generator=generator)
     w = torch.nn.functional.normalize(w - (w * x).sum(-1, keepdim=True) * x, dim=-1)
@@ -206,7 +206,7 @@ def _cross_polytope_table(dim: int, n_angles: int = 61, n_samples: int = 16384, 
     independent N(0, I_D). One set of samples (g, g') serves every θ, which makes the curve smooth.
     The standard error of each entry is at most 0.5/√n_samples ≈ 0.004.
     """
-    generator = cpu_generator(seed)
+    generator = cpu_generator(seed, "cross-polytope-collision-table")
     g = torch.randn(n_samples, dim, generator=generator)
     g_perp = torch.randn(n_samples, dim, generator=generator)
 
@@ -275,9 +275,6 @@ def rho(r: float, c: float, family: str = "hyperplane", dim=None) -> float:
 # ----------------------------------------------------------------------------------------------------
 
 
-_PAIR_SEED_OFFSET = 1_000_000_007  # keeps the pairs' random stream apart from the hash functions' seeds
-
-
 def empirical_collision_rate(
     theta,
     dim: int,
@@ -301,7 +298,7 @@ def empirical_collision_rate(
     angles, _ = _as_angles(theta)
     angles = angles.reshape(-1)
     _check_count("n_draws", n_draws)
-    x, y = pairs_at_angle(angles, n_draws * n_pairs, dim, seed=_PAIR_SEED_OFFSET + seed, device=device)
+    x, y = pairs_at_angle(angles, n_draws * n_pairs, dim, seed=seed, device=device)
     x, y = x.unflatten(1, (n_draws, n_pairs)), y.unflatten(1, (n_draws, n_pairs))  # (T, R, P, m)
     hits = torch.zeros(len(angles), dtype=torch.float64)
     for r in range(n_draws):  # a loop over independent hash draws, not over points
@@ -321,7 +318,7 @@ def planted_near_neighbors(n_points: int, n_queries: int, dim: int, angle: float
     """
     _check_count("n_points", n_points)
     _check_count("n_queries", n_queries)
-    generator = cpu_generator(seed)
+    generator = cpu_generator(seed, "lsh-planted-points")
     points = torch.nn.functional.normalize(torch.randn(n_points, dim, generator=generator), dim=-1)
     planted = points[torch.randint(n_points, (n_queries,), generator=generator)]
     w = torch.randn(n_queries, dim, generator=generator)

@@ -28,6 +28,11 @@ def test_cuda_without_gpu_is_a_clear_error():
 
 
 def test_generator_is_reproducible_and_validates_seed():
-    assert torch.equal(torch.randn(4, generator=cpu_generator(7)), torch.randn(4, generator=cpu_generator(7)))
-    with pytest.raises(ValueError, match="seed"):
-        cpu_generator(1.5)
+    def draw(seed, stream):
+        return torch.randn(4, generator=cpu_generator(seed, stream))
+
+    assert torch.equal(draw(7, "data"), draw(7, "data"))
+    assert not torch.equal(draw(7, "data"), draw(7, "hashes"))  # streams are independent
+    for bad in (1.5, -1, 2**32):
+        with pytest.raises(ValueError, match="seed"):
+            cpu_generator(bad, "data")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fastattn_lib import lsh
+from fastattn_lib.device import cpu_generator
 
 ANGLES = torch.tensor(
     [0.0, math.pi / 6, math.pi / 3, math.pi / 2, 2 * math.pi / 3, math.pi], dtype=torch.float64
@@ -15,7 +16,7 @@ ANGLES = torch.tensor(
 def loop_oracle_bucket_ids(x, n_tables, n_hashes, family, seed):
     """Bucket ids computed one table, one hash, one point at a time, from the documented draw order."""
     dim = x.shape[-1]
-    generator = torch.Generator().manual_seed(seed)
+    generator = cpu_generator(seed, "lsh-tables")
     rows = 1 if family == "hyperplane" else dim
     draws = torch.randn(n_tables, n_hashes, rows, dim, generator=generator)
     base = 2 if family == "hyperplane" else 2 * dim

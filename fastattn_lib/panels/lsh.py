@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import torch
 
 from .. import lsh
+from ..device import cpu_generator
 from .common import Panel, device_options, dropdown, slider
 
 NEAR_ANGLE = math.pi / 6  # "near" for the search demo: within 30° of the query
@@ -200,7 +201,7 @@ def hyperplane_circle_figure(n_hashes: int = 3, n_points: int = 720, seed: int =
 
 def cross_polytope_sphere_figure(n_points: int = 4000, seed: int = 0) -> go.Figure:
     """One cross-polytope hash in 3-D: a random rotation, then the nearest of ±e₁, ±e₂, ±e₃ — 6 regions."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = cpu_generator(seed, "lsh-sphere-picture")
     points = torch.nn.functional.normalize(torch.randn(n_points, 3, generator=generator), dim=-1)
     buckets = lsh.LSHTables(3, 1, 1, "cross_polytope", seed=seed, device="cpu").bucket_ids(points)[0]
     figure = go.Figure(
