@@ -35,7 +35,7 @@ from .lsh import LSHTables, check_finite_floats
 IMPLS = ("tables", "linear_memory", "dense")
 
 
-def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> None:
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, query_positions=None) -> None:
     for name, tensor in (("q", q), ("k", k), ("v", v)):
         check_finite_floats(name, tensor)
         if tensor.dim() < 2:
@@ -50,7 +50,10 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) 
         raise ValueError(f"q, k, v: dtypes differ ({q.dtype}, {k.dtype}, {v.dtype})")
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k, v: devices differ ({q.device}, {k.device}, {v.device})")
-    if causal and q.shape[-2] != k.shape[-2]:
+    if query_positions is not None:
+        if query_positions.shape != (q.shape[-2],) or query_positions.dtype != torch.long:
+            raise ValueError(f"query_positions: expected a LongTensor of shape ({q.shape[-2]},)")
+    elif causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(f"causal: needs as many queries as keys, got N={q.shape[-2]}, M={k.shape[-2]}")
 
 
@@ -67,8 +70,11 @@ def _check_hashing(n_tables, n_hashes, impl) -> None:
         raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
 
 
-def _causal_mask(n: int, device) -> torch.Tensor:
-    return torch.ones(n, n, dtype=torch.bool, device=device).tril()  # (N, N): key j visible to query i ≤ j
+def _causal_mask(n_queries: int, n_keys: int, device, query_positions=None) -> torch.Tensor:
+    """(N, M) bool: key j is visible to query i when j ≤ the position of i (i itself, unless given)."""
+    if query_positions is None:
+        query_positions = torch.arange(n_queries)
+    return torch.arange(n_keys, device=device)[None, :] <= query_positions.to(device)[:, None]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -76,15 +82,17 @@ def _causal_mask(n: int, device) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------
 
 
-def softmax_weights(q, k, beta: float = 1.0, causal: bool = False, normalize: bool = True) -> torch.Tensor:
-    """The attention matrix softmax(β·q̂·k̂ᵀ), shape [..., N, M] (rows sum to 1)."""
-    _check_qkv(q, k, k, causal)
+def softmax_weights(q, k, beta=1.0, causal=False, normalize=True, query_positions=None) -> torch.Tensor:
+    """The attention matrix softmax(β·q̂·k̂ᵀ), shape [..., N, M] (rows sum to 1). With `query_positions`,
+    the queries are those rows of a longer sequence (for the causal mask): weights for a few queries."""
+    _check_qkv(q, k, k, causal, query_positions)
     _check_beta(beta)
     if normalize:
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
     scores = beta * q @ k.transpose(-1, -2)  # (..., N, M)
     if causal:
-        scores = scores.masked_fill(~_causal_mask(q.shape[-2], q.device), float("-inf"))
+        visible = _causal_mask(q.shape[-2], k.shape[-2], q.device, query_positions)
+        scores = scores.masked_fill(~visible, float("-inf"))
     return scores.softmax(dim=-1)
 
 
@@ -112,22 +120,26 @@ def _bucket_tables(q, k, n_tables, n_hashes, family, seed):
     return tables, F.normalize(q, dim=-1), F.normalize(k, dim=-1)
 
 
-def collision_counts(q, k, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False) -> torch.Tensor:
+def collision_counts(
+    q, k, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False, query_positions=None
+) -> torch.Tensor:
     """c_ij: in how many of the ℓ tables q_i and k_j share a bucket, shape [..., N, M] (0 above the
-    diagonal when causal). O(ℓ·N·M): for oracles and pictures, not for long sequences."""
-    _check_qkv(q, k, k, causal)
+    diagonal when causal; `query_positions` as in `softmax_weights`). O(ℓ·N·M): for oracles and pictures."""
+    _check_qkv(q, k, k, causal, query_positions)
     _check_hashing(n_tables, n_hashes, "dense")
     tables, q_hat, k_hat = _bucket_tables(q, k, n_tables, n_hashes, family, seed)
     query_ids, key_ids = tables.bucket_ids(q_hat), tables.bucket_ids(k_hat)  # (ℓ, ..., N), (ℓ, ..., M)
     counts = (query_ids[..., :, None] == key_ids[..., None, :]).sum(dim=0)  # (..., N, M)
     if causal:
-        counts = counts.masked_fill(~_causal_mask(q.shape[-2], q.device), 0)
+        counts = counts.masked_fill(~_causal_mask(q.shape[-2], k.shape[-2], q.device, query_positions), 0)
     return counts
 
 
-def anna_weights(q, k, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False) -> torch.Tensor:
+def anna_weights(
+    q, k, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False, query_positions=None
+) -> torch.Tensor:
     """ANNA's implied attention matrix w_ij = c_ij / Σ_j' c_ij' (a zero row where nothing collides)."""
-    counts = collision_counts(q, k, n_tables, n_hashes, family, seed, causal).to(q.dtype)
+    counts = collision_counts(q, k, n_tables, n_hashes, family, seed, causal, query_positions).to(q.dtype)
     return counts / counts.sum(dim=-1, keepdim=True).clamp(min=1)
 
 
@@ -314,15 +326,16 @@ class GuaranteeReport:
 
 
 def check_anna_guarantee(
-    q, k, weights, r: float, c: float, n_tables: int, causal: bool = False
+    q, k, weights, r: float, c: float, n_tables: int, causal: bool = False, query_positions=None
 ) -> GuaranteeReport:
     """Check the two conditions of the ANNA definition for attention weights [..., N, M]:
 
     1. no far keys: w_ij > 0 only if ‖q̂_i − k̂_j‖ ≤ c·r;
     2. near keys get a share: ‖q̂_i − k̂_j‖ ≤ r ⇒ w_ij ≥ 1 / ((|N(q_i, cr)| − 1)·ℓ + 1),
-       N(q, t) = {j : ‖q̂ − k̂_j‖ ≤ t} (keys j ≤ i only, when causal).
+       N(q, t) = {j : ‖q̂ − k̂_j‖ ≤ t} (keys j ≤ i only when causal; `query_positions` as in
+       `softmax_weights`).
     """
-    _check_qkv(q, k, k, causal)
+    _check_qkv(q, k, k, causal, query_positions)
     if not (isinstance(r, (int, float)) and isinstance(c, (int, float)) and r > 0 and c > 1):
         raise ValueError(f"r, c: expected r > 0 and c > 1, got r={r!r}, c={c!r}")
     if weights.shape != q.shape[:-1] + k.shape[-2:-1]:
@@ -330,7 +343,10 @@ def check_anna_guarantee(
             f"weights: expected shape {tuple(q.shape[:-1] + k.shape[-2:-1])}, got {tuple(weights.shape)}"
         )
     distance = torch.cdist(F.normalize(q, dim=-1), F.normalize(k, dim=-1))  # (..., N, M)
-    visible = _causal_mask(q.shape[-2], q.device) if causal else torch.ones_like(distance, dtype=torch.bool)
+    if causal:
+        visible = _causal_mask(q.shape[-2], k.shape[-2], q.device, query_positions)
+    else:
+        visible = torch.ones_like(distance, dtype=torch.bool)
     near, admissible = (distance <= r) & visible, (distance <= c * r) & visible
     far_hit = (weights > 0) & ~admissible
     bound = 1 / ((admissible.sum(dim=-1, keepdim=True) - 1).clamp(min=0) * n_tables + 1)
@@ -357,7 +373,7 @@ def low_rank_weights(q, k, causal: bool = False) -> torch.Tensor:
     _check_qkv(q, k, k, causal)
     scores = _feature_map(q) @ _feature_map(k).transpose(-1, -2)  # (..., N, M)
     if causal:
-        scores = scores.masked_fill(~_causal_mask(q.shape[-2], q.device), 0)
+        scores = scores.masked_fill(~_causal_mask(q.shape[-2], k.shape[-2], q.device), 0)
     return scores / scores.sum(dim=-1, keepdim=True)
 
 

@@ -291,3 +291,58 @@ def test_linear_memory_peak_is_flat_in_the_number_of_tables():
         torch.cuda.synchronize()
         peaks[n_tables] = torch.cuda.max_memory_allocated() - base
     assert peaks[32] < 1.2 * peaks[4], peaks
+
+
+# ---------------------------------------------------------------------------------------------- subsets
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_weights_for_a_subset_of_queries_are_rows_of_the_full_matrix(causal):
+    q, k = rand(40, 8, seed=1), rand(40, 8, seed=2)
+    rows = torch.tensor([0, 5, 17, 39])
+    full_soft = A.softmax_weights(q, k, beta=4.0, causal=causal)
+    assert torch.allclose(
+        A.softmax_weights(q[rows], k, beta=4.0, causal=causal, query_positions=rows),
+        full_soft[rows],
+        atol=1e-6,
+    )
+    full_anna = A.anna_weights(q, k, 5, 1, causal=causal)
+    assert torch.equal(A.anna_weights(q[rows], k, 5, 1, causal=causal, query_positions=rows), full_anna[rows])
+    full = A.check_anna_guarantee(q, k, full_anna, 0.8, 1.5, 5, causal=causal)
+    part = A.check_anna_guarantee(
+        q[rows], k, full_anna[rows], 0.8, 1.5, 5, causal=causal, query_positions=rows
+    )
+    assert torch.equal(part.queries_ok, full.queries_ok[rows])
+    with pytest.raises(ValueError, match="query_positions"):
+        A.softmax_weights(q[rows], k, causal=True, query_positions=rows[:2])
+
+
+# ---------------------------------------------------------------------------------------------- Reformer
+
+
+def test_chunked_attention_with_one_chunk_is_single_table_anna():
+    x, v = rand(2, 64, 8, seed=1), rand(2, 64, 3, seed=2)
+    assert torch.allclose(
+        A.chunked_bucket_attention(x, v, bucket_size=64, n_hashes=2, seed=3),
+        A.anna_attention(x, x, v, 1, 2, seed=3, impl="dense"),
+        atol=1e-6,
+    )
+
+
+def test_chunked_attention_sees_at_most_two_chunks():
+    """Spec §4: with constant chunks an output sees ≤ 2·bucket_size inputs, so a global average fails."""
+    x = rand(8, seed=1).expand(256, 8).contiguous()  # one bucket for everyone
+    v = rand(256, 3, seed=2).requires_grad_()
+    out = A.chunked_bucket_attention(x, v, bucket_size=16)
+    out[100].sum().backward()
+    assert 0 < int((v.grad.abs().sum(-1) > 0).sum()) <= 32
+    assert not torch.allclose(out, v.mean(0).expand(256, 3), atol=1e-2)
+    assert torch.allclose(A.anna_attention(x, x, v, 1, 1), v.mean(0).expand(256, 3), atol=1e-5)
+    with pytest.raises(ValueError, match="bucket_size"):
+        A.chunked_bucket_attention(x, v, bucket_size=24)
+
+
+def test_layers_for_global_average():
+    assert A.layers_for_global_average(1024, 32) == 2
+    assert A.layers_for_global_average(1025, 32) == 3
+    assert A.layers_for_global_average(100, 128) == 1
