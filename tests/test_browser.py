@@ -29,7 +29,7 @@ CHROMIUM_FLAGS = [
 ]
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 # notebook, label of the slider the test moves
-CASES = [("01_lsh_intuition.ipynb", "ℓ (tables)")]
+CASES = [("01_lsh_intuition.ipynb", "ℓ (tables)"), ("02_anna_vs_softmax.ipynb", "ℓ (tables)")]
 
 pytestmark = pytest.mark.browser
 
@@ -130,8 +130,10 @@ def test_run_all_then_move_a_slider_with_the_keyboard(lab_url, notebook, slider_
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         try:
             page.set_default_timeout(120_000)
-            page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+            # A workspace of its own, so JupyterLab does not reopen the previous test's notebook beside it.
+            page.goto(f"{base}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}?token={token}")
             page.locator(".jp-Notebook").first.wait_for()
+            assert page.locator(".jp-NotebookPanel").count() == 1
             # "Run All" before the kernel is connected silently runs nothing: wait for its status.
             page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for()
 
@@ -154,15 +156,13 @@ def test_run_all_then_move_a_slider_with_the_keyboard(lab_url, notebook, slider_
                 ".widget-slider", has=page.locator(".widget-label", has_text=slider_label)
             ).first
             panel = page.locator(".widget-vbox", has=slider).last
-            plot = panel.locator(".js-plotly-plot").first
-            plot.locator(".scatterlayer").first.wait_for()
+            panel.locator(".js-plotly-plot .cartesianlayer").first.wait_for()
             status = panel.locator(".widget-html").last
-            lines = plot.locator("path.js-line")
-            before_lines, before_status = (
-                lines.evaluate_all("ps => ps.map(p => p.getAttribute('d'))"),
-                status.inner_text(),
-            )
-            assert before_lines and all(before_lines), "the panel's plot drew no lines"
+            # What the panel's plots draw (curves, markers, heatmap images), not their hover or toolbar.
+            drawn = panel.locator(".js-plotly-plot .cartesianlayer")
+            read_drawn = "layers => layers.map(layer => layer.innerHTML)"
+            before_drawn, before_status = drawn.evaluate_all(read_drawn), status.inner_text()
+            assert before_drawn and all(len(html) > 200 for html in before_drawn), "the panel drew nothing"
 
             slider.locator(".noUi-handle").first.focus()
             page.keyboard.press("ArrowRight")
@@ -170,8 +170,9 @@ def test_run_all_then_move_a_slider_with_the_keyboard(lab_url, notebook, slider_
                 "([node, old]) => node.innerText !== old", arg=[status.element_handle(), before_status]
             )
             page.wait_for_timeout(500)  # let plotly finish the redraw it was sent
-            after_lines = lines.evaluate_all("ps => ps.map(p => p.getAttribute('d'))")
-            assert after_lines != before_lines, "the plotted curves did not change after the slider moved"
+            assert drawn.evaluate_all(read_drawn) != before_drawn, (
+                "the plots did not change after the slider moved"
+            )
             assert "error" not in status.inner_text().lower()
         except Exception:
             shot = Path(os.environ.get("FASTATTN_SCREENSHOTS", "/tmp")) / f"browser-failure-{notebook}.png"

@@ -8,6 +8,7 @@ three figures, the same for the static pictures and the live widgets.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -192,7 +193,7 @@ def anna_panel(device="auto", **overrides) -> Panel:
 
 
 def error_grid(
-    beta: float,
+    betas,
     n: int,
     max_tables: int = 16,
     max_hashes: int = 6,
@@ -201,21 +202,21 @@ def error_grid(
     family: str = "cross_polytope",
     device="auto",
 ):
-    """Relative error of ANNA against softmax at β, and the fraction of queries meeting the guarantee, over
-    ℓ = 1..max_tables and z = 1..max_hashes, each averaged over `n_draws` hash draws.
+    """ANNA against softmax over ℓ = 1..max_tables and z = 1..max_hashes, averaged over `n_draws` hash draws.
 
-    Returns (error, guarantee) arrays of shape (max_hashes, max_tables)."""
+    Returns (error, guarantee): error[b, z−1, ℓ−1] is the relative error against softmax at betas[b];
+    guarantee[z−1, ℓ−1] the fraction of queries meeting the (c, r, ℓ)-ANNA conditions (β plays no part)."""
     data = clustered_input(n, seed=seed, device=device)
-    soft = attention.softmax_attention(data.q, data.k, data.v, beta=beta)
-    error = np.zeros((max_hashes, max_tables))
+    softmax_outputs = [attention.softmax_attention(data.q, data.k, data.v, beta=beta) for beta in betas]
+    error = np.zeros((len(betas), max_hashes, max_tables))
     guarantee = np.zeros((max_hashes, max_tables))
-    for z in range(1, max_hashes + 1):
-        for l in range(1, max_tables + 1):
-            for draw in range(n_draws):
-                weights = attention.anna_weights(data.q, data.k, l, z, family, seed=seed + 1000 * draw)
-                report = attention.check_anna_guarantee(data.q, data.k, weights, RADIUS, FAR / RADIUS, l)
-                error[z - 1, l - 1] += relative_error(weights @ data.v, soft) / n_draws
-                guarantee[z - 1, l - 1] += float(report.queries_ok.float().mean()) / n_draws
+    for z, l, draw in itertools.product(range(1, max_hashes + 1), range(1, max_tables + 1), range(n_draws)):
+        weights = attention.anna_weights(data.q, data.k, l, z, family, seed=seed + draw)
+        report = attention.check_anna_guarantee(data.q, data.k, weights, RADIUS, FAR / RADIUS, l)
+        guarantee[z - 1, l - 1] += float(report.queries_ok.float().mean()) / n_draws
+        anna = weights @ data.v
+        for b, soft in enumerate(softmax_outputs):
+            error[b, z - 1, l - 1] += relative_error(anna, soft) / n_draws
     return error, guarantee
 
 
