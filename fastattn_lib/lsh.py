@@ -55,6 +55,15 @@ def check_finite_floats(name: str, x) -> None:
         raise ValueError(f"{name}: contains NaN or infinite entries")
 
 
+def signed_axis(y: torch.Tensor) -> torch.Tensor:
+    """The cross-polytope hash of y's direction: the index in 0 .. 2D−1 of the vertex ±e_a closest to
+    y/‖y‖, over the last dimension D: a if the largest-magnitude entry y_a is positive, D + a if negative.
+    (An exact tie between +t and −t, which has probability 0, goes to the positive vertex.)"""
+    top, top_axis = y.max(dim=-1)
+    bottom, bottom_axis = y.min(dim=-1)
+    return torch.where(top >= -bottom, top_axis, bottom_axis + y.shape[-1])
+
+
 class LSHTables:
     """ℓ = `n_tables` hash tables, each keyed by z = `n_hashes` concatenated hash functions.
 
@@ -81,8 +90,6 @@ class LSHTables:
         _check_count("n_tables", n_tables)
         _check_count("n_hashes", n_hashes)
         _check_family(family)
-        if family == "hyperplane" and dim < 1:
-            raise ValueError(f"dim: expected >= 1, got {dim}")
         self.dim, self.n_tables, self.n_hashes, self.family, self.seed = dim, n_tables, n_hashes, family, seed
         self.device = resolve_device(device)
         # Values one hash function can take: a bit, or a signed coordinate of R^dim.
@@ -141,12 +148,7 @@ class LSHTables:
         y = rows @ projections.to(rows.dtype)  # (R, ℓ·z·D)
         if self.family == "hyperplane":
             return (y > 0).long().view(-1, n_tables, self.n_hashes)  # (R, ℓ, z)
-        y = y.view(-1, n_tables, self.n_hashes, self.dim)  # (R, ℓ, z, D)
-        # The signed axis closest to y/‖y‖: the largest entry, or the most negative one if it is larger in
-        # size (an exact tie of +a and −a, which has probability 0, goes to +a).
-        top, top_axis = y.max(dim=-1)
-        bottom, bottom_axis = y.min(dim=-1)
-        return torch.where(top >= -bottom, top_axis, bottom_axis + self.dim)  # (R, ℓ, z)
+        return signed_axis(y.view(-1, n_tables, self.n_hashes, self.dim))  # (R, ℓ, z)
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
         """Bucket of every point in every table: LongTensor [n_tables, ..., N] ([..., N] for one `table`)."""
@@ -210,15 +212,11 @@ def _cross_polytope_table(dim: int, n_angles: int = 61, n_samples: int = 16384, 
     g = torch.randn(n_samples, dim, generator=generator)
     g_perp = torch.randn(n_samples, dim, generator=generator)
 
-    def signed_argmax(y):
-        coord = y.abs().argmax(-1)
-        return coord + dim * (y.gather(-1, coord.unsqueeze(-1)).squeeze(-1) < 0)
-
     angles = torch.linspace(0, math.pi, n_angles, dtype=torch.float64)
-    code_g = signed_argmax(g)
+    code_g = signed_axis(g)
     rates = torch.stack(
         [
-            (signed_argmax(a.cos().float() * g + a.sin().float() * g_perp) == code_g).double().mean()
+            (signed_axis(a.cos().float() * g + a.sin().float() * g_perp) == code_g).double().mean()
             for a in angles
         ]
     )
