@@ -20,8 +20,13 @@ from ..device import resolve_device, synchronize
 
 
 def setup_plotly() -> None:
-    """Render figures both live in JupyterLab and embedded (plotly.js inline) in exported HTML."""
+    """Render figures both live in JupyterLab and embedded (plotly.js inline) in exported HTML, with the
+    mode bar standing at the side so it does not cover the titles of narrow figures."""
     pio.renderers.default = "plotly_mimetype+notebook"
+    template = go.layout.Template(pio.templates["plotly"])
+    template.layout.modebar.orientation = "v"
+    pio.templates["fastattn"] = template
+    pio.templates.default = "fastattn"
 
 
 def device_options() -> list[str]:
