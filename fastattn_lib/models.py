@@ -1,0 +1,96 @@
+"""The tiny transformer of the ANNA experiments, with switchable attention.
+
+- token embedding + learned position embedding, width m (`d_model`, 64 in the paper);
+- `n_layers` blocks, each x + attention(x), then x + MLP(x) with one hidden layer of 4m and GeLU;
+- a per-position linear classifier: logits [batch, N, n_classes].
+
+Every block's attention is a one-head `attention.MultiHeadAttention`. Training uses the softmax surrogate
+softmax(β·q̂·k̂ᵀ) on unit-normalised q and k; `use_attention("anna", n_tables=..., n_hashes=..., seed=...)`
+swaps every layer to ANNA with the same weights (distillation by copying, spec §7.5). `n_tables` may be a
+list, one ℓ per layer (the induction-heads experiment uses a larger ℓ in layer 1 than in layer 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .attention import MultiHeadAttention
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int
+    seq_len: int
+    n_classes: int
+    d_model: int = 64
+    n_layers: int = 1
+    causal: bool = False
+    beta: float = 1.0
+
+    def __post_init__(self):
+        for name in ("vocab_size", "seq_len", "n_classes", "d_model", "n_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.attention = MultiHeadAttention(config.d_model, 1, causal=config.causal, beta=config.beta)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.d_model, 4 * config.d_model),
+            nn.GELU(),
+            nn.Linear(4 * config.d_model, config.d_model),
+        )
+
+    def forward(self, x):
+        x = x + self.attention(x)  # (B, N, m)
+        return x + self.mlp(x)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.position_embedding = nn.Embedding(config.seq_len, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.classifier = nn.Linear(config.d_model, config.n_classes)
+
+    def use_attention(self, kind: str, **params) -> TinyTransformer:
+        """Switch every layer: `("softmax", beta=)` or `("anna", n_tables=ℓ or [ℓ per layer], n_hashes=)`.
+
+        With ANNA, layer i hashes with seed + 1000·i, so the layers draw independent hash functions.
+        """
+        per_layer = dict(params)
+        tables = per_layer.pop("n_tables", None)
+        if kind == "anna" and isinstance(tables, (list, tuple)):
+            if len(tables) != len(self.blocks):
+                raise ValueError(
+                    f"n_tables: expected one ℓ per layer ({len(self.blocks)}), got {list(tables)}"
+                )
+        for i, block in enumerate(self.blocks):
+            layer = dict(per_layer)
+            if kind == "anna":
+                layer["n_tables"] = tables[i] if isinstance(tables, (list, tuple)) else tables
+                layer["seed"] = per_layer.get("seed", 0) + 1000 * i
+            block.attention.use_attention(kind, **layer)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] > self.config.seq_len:
+            raise ValueError(
+                f"x: expected token ids [batch, N ≤ {self.config.seq_len}], got {tuple(x.shape)}"
+            )
+        positions = torch.arange(x.shape[1], device=x.device)
+        h = self.token_embedding(x) + self.position_embedding(positions)  # (B, N, m)
+        for block in self.blocks:
+            h = block(h)
+        return self.classifier(h)  # (B, N, n_classes)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
