@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lsh import LSHTables, check_finite_floats
+from .checks import check_count, check_finite_floats
+from .lsh import LSHTables
 
 IMPLS = ("tables", "linear_memory", "dense")
 
@@ -63,9 +64,8 @@ def _check_beta(beta) -> None:
 
 
 def _check_hashing(n_tables, n_hashes, impl) -> None:
-    for name, value in (("n_tables", n_tables), ("n_hashes", n_hashes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    check_count("n_tables", n_tables)
+    check_count("n_hashes", n_hashes)
     if impl not in IMPLS:
         raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
 
@@ -273,12 +273,8 @@ def chunked_bucket_attention(
     """
     _check_qkv(x, x, v, causal=False)
     n = x.shape[-2]
-    if (
-        isinstance(bucket_size, bool)
-        or not isinstance(bucket_size, int)
-        or bucket_size < 1
-        or n % bucket_size
-    ):
+    check_count("bucket_size", bucket_size)
+    if n % bucket_size:
         raise ValueError(f"bucket_size: expected a positive divisor of N={n}, got {bucket_size!r}")
     tables = LSHTables(x.shape[-1], 1, n_hashes, family, seed=seed, device=x.device)
     ids = tables.bucket_ids(F.normalize(x, dim=-1).reshape(-1, n, x.shape[-1]))[0]  # (B, N)

@@ -28,6 +28,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .checks import check_count, check_finite_floats
 from .device import DeviceLike, cpu_generator, resolve_device
 
 FAMILIES = ("hyperplane", "cross_polytope")
@@ -35,24 +36,9 @@ _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps the
 _CHUNK_ROWS = 2048
 
 
-def _check_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-
-
 def _check_family(family) -> None:
     if family not in FAMILIES:
         raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
-
-
-def check_finite_floats(name: str, x) -> None:
-    """Raise ValueError unless `x` is a floating-point tensor with only finite entries."""
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: contains NaN or infinite entries")
 
 
 def signed_axis(y: torch.Tensor) -> torch.Tensor:
@@ -86,9 +72,9 @@ class LSHTables:
         seed: int = 0,
         device: DeviceLike = None,
     ):
-        _check_count("dim", dim)
-        _check_count("n_tables", n_tables)
-        _check_count("n_hashes", n_hashes)
+        check_count("dim", dim)
+        check_count("n_tables", n_tables)
+        check_count("n_hashes", n_hashes)
         _check_family(family)
         self.dim, self.n_tables, self.n_hashes, self.family, self.seed = dim, n_tables, n_hashes, family, seed
         self.device = resolve_device(device)
@@ -135,7 +121,7 @@ class LSHTables:
                 raise ValueError(f"table: expected an integer in [0, {self.n_tables}), got {table!r}")
             width = projections.shape[1] // self.n_tables
             n_tables, projections = 1, projections[:, table * width : (table + 1) * width]
-        rows = x.reshape(-1, self.dim)  # (R, m)
+        rows, projections = x.reshape(-1, self.dim), projections.to(x.dtype)  # (R, m), (m, ℓ·z·D)
         # Rows in cache-sized chunks: the projection and its reduction stay in cache (about 1.5× faster).
         values = torch.cat(
             [self._hash_rows(chunk, projections, n_tables) for chunk in rows.split(_CHUNK_ROWS)]
@@ -145,7 +131,7 @@ class LSHTables:
         return values[0] if table is not None else values
 
     def _hash_rows(self, rows: torch.Tensor, projections: torch.Tensor, n_tables: int) -> torch.Tensor:
-        y = rows @ projections.to(rows.dtype)  # (R, ℓ·z·D)
+        y = rows @ projections  # (R, ℓ·z·D)
         if self.family == "hyperplane":
             return (y > 0).long().view(-1, n_tables, self.n_hashes)  # (R, ℓ, z)
         return signed_axis(y.view(-1, n_tables, self.n_hashes, self.dim))  # (R, ℓ, z)
@@ -166,8 +152,8 @@ def amplification(p, n_hashes: int = 1, n_tables: int = 1):
     With z hashes per table (AND) and ℓ tables (OR) the curve in p is an S: z pushes it right (far pairs
     drop out), ℓ pushes it left (near pairs are caught). Works on floats, numpy arrays and tensors.
     """
-    _check_count("n_hashes", n_hashes)
-    _check_count("n_tables", n_tables)
+    check_count("n_hashes", n_hashes)
+    check_count("n_tables", n_tables)
     return 1 - (1 - p**n_hashes) ** n_tables
 
 
@@ -188,9 +174,8 @@ def pairs_at_angle(theta, n_pairs: int, dim: int, seed: int = 0, device: DeviceL
     """
     angles, _ = _as_angles(theta)
     angles = angles.reshape(-1)
-    _check_count("n_pairs", n_pairs)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-        raise ValueError(f"dim: two distinct directions need dim >= 2, got {dim!r}")
+    check_count("n_pairs", n_pairs)
+    check_count("dim", dim, minimum=2)  # two distinct directions need two dimensions
     generator = cpu_generator(seed, "lsh-pairs")
     x = torch.nn.functional.normalize(torch.randn(len(angles), n_pairs, dim, generator=generator), dim=-1)
     w = torch.randn(len(angles), n_pairs, dim, generator=generator)
@@ -236,14 +221,13 @@ def collision_probability(theta, family: str = "hyperplane", n_hashes: int = 1, 
     Returns a float for a scalar θ, otherwise a float64 tensor of θ's shape.
     """
     _check_family(family)
-    _check_count("n_hashes", n_hashes)
-    _check_count("n_tables", n_tables)
+    check_count("n_hashes", n_hashes)
+    check_count("n_tables", n_tables)
     angles, scalar = _as_angles(theta)
     if family == "hyperplane":
         p = 1 - angles / math.pi
     else:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"dim: cross_polytope needs the vector dimension (an integer >= 2), got {dim!r}")
+        check_count("dim", dim, minimum=2)  # cross-polytope probabilities depend on the dimension
         grid, rates = _cross_polytope_table(dim)
         p = torch.as_tensor(np.interp(angles.numpy(), grid.numpy(), rates.numpy()))
     prob = amplification(p, n_hashes, n_tables)
@@ -295,7 +279,7 @@ def empirical_collision_rate(
     """
     angles, _ = _as_angles(theta)
     angles = angles.reshape(-1)
-    _check_count("n_draws", n_draws)
+    check_count("n_draws", n_draws)
     x, y = pairs_at_angle(angles, n_draws * n_pairs, dim, seed=seed, device=device)
     x, y = x.unflatten(1, (n_draws, n_pairs)), y.unflatten(1, (n_draws, n_pairs))  # (T, R, P, m)
     hits = torch.zeros(len(angles), dtype=torch.float64)
@@ -314,8 +298,8 @@ def planted_near_neighbors(n_points: int, n_queries: int, dim: int, angle: float
     Random points in high dimension are nearly orthogonal to each other, so the planted point is usually a
     query's only near neighbour: a clean test bed for recall.
     """
-    _check_count("n_points", n_points)
-    _check_count("n_queries", n_queries)
+    check_count("n_points", n_points)
+    check_count("n_queries", n_queries)
     generator = cpu_generator(seed, "lsh-planted-points")
     points = torch.nn.functional.normalize(torch.randn(n_points, dim, generator=generator), dim=-1)
     planted = points[torch.randint(n_points, (n_queries,), generator=generator)]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .checks import check_count
 
 
 @dataclass
@@ -32,9 +33,7 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "seq_len", "n_classes", "d_model", "n_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+            check_count(name, getattr(self, name))
 
 
 class Block(nn.Module):

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_count
 from .device import cpu_generator
-
-
-def _check_positive(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 
 def match2_labels(x: torch.Tensor, modulus: int, include_self: bool = True) -> torch.Tensor:
@@ -36,9 +32,9 @@ def match2_labels(x: torch.Tensor, modulus: int, include_self: bool = True) -> t
 
 def match2(n_samples: int, seq_len: int = 32, modulus: int = 37, seed: int = 0, include_self: bool = True):
     """(x, y): LongTensors [n_samples, seq_len], x uniform in {0..modulus−1}, y the Match2 labels."""
-    _check_positive("n_samples", n_samples)
-    _check_positive("seq_len", seq_len)
-    _check_positive("modulus", modulus, minimum=2)
+    check_count("n_samples", n_samples)
+    check_count("seq_len", seq_len)
+    check_count("modulus", modulus, minimum=2)
     x = torch.randint(modulus, (n_samples, seq_len), generator=cpu_generator(seed, "match2"))
     return x, match2_labels(x, modulus, include_self)
 
@@ -67,10 +63,10 @@ def khop_labels(x: torch.Tensor, alphabet: int, hops: int) -> torch.Tensor:
 def khop(n_samples: int, seq_len: int = 100, alphabet: int = 4, hops: int = 1, seed: int = 0):
     """(x, y): LongTensors [n_samples, seq_len]; x has no token equal to its predecessor (each next token is
     uniform over the other alphabet − 1 symbols); y in {0..alphabet}, the value `alphabet` meaning "none"."""
-    _check_positive("n_samples", n_samples)
-    _check_positive("seq_len", seq_len)
-    _check_positive("alphabet", alphabet, minimum=2)
-    _check_positive("hops", hops)
+    check_count("n_samples", n_samples)
+    check_count("seq_len", seq_len)
+    check_count("alphabet", alphabet, minimum=2)
+    check_count("hops", hops)
     generator = cpu_generator(seed, "khop")
     first = torch.randint(alphabet, (n_samples, 1), generator=generator)
     steps = torch.randint(1, alphabet, (n_samples, seq_len - 1), generator=generator)  # never 0: no repeats
