@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_count, check_finite_floats
-from .lsh import LSHTables
+from .lsh import LSHTables, _check_family, collision_probability_of_cosine
 
 IMPLS = ("tables", "linear_memory", "dense")
 
@@ -141,6 +141,28 @@ def anna_weights(
     """ANNA's implied attention matrix w_ij = c_ij / Σ_j' c_ij' (a zero row where nothing collides)."""
     counts = collision_counts(q, k, n_tables, n_hashes, family, seed, causal, query_positions).to(q.dtype)
     return counts / counts.sum(dim=-1, keepdim=True).clamp(min=1)
+
+
+def collision_kernel_weights(q, k, n_hashes=1, family="cross_polytope", causal=False) -> torch.Tensor:
+    """The ℓ → ∞ limit of ANNA's weights: w_ij = p(θ_ij)^z / Σ_j' p(θ_ij')^z, differentiable in q and k.
+
+    E[c_ij] = ℓ·p(θ_ij)^z for every ℓ, so by the law of large numbers `anna_weights` converges to this as
+    the number of tables grows (spec §3). Training through it teaches q and k the geometry LSH can see:
+    a key is found reliably only when its angle to the query is small, whatever β a softmax would use.
+    """
+    _check_qkv(q, k, k, causal)
+    check_count("n_hashes", n_hashes)
+    cos = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-1, -2)  # (..., N, M)
+    kernel = collision_probability_of_cosine(cos, family, dim=q.shape[-1]) ** n_hashes
+    if causal:
+        kernel = kernel.masked_fill(~_causal_mask(q.shape[-2], k.shape[-2], q.device), 0)
+    return kernel / kernel.sum(dim=-1, keepdim=True).clamp(min=torch.finfo(kernel.dtype).tiny)
+
+
+def collision_kernel_attention(q, k, v, n_hashes=1, family="cross_polytope", causal=False) -> torch.Tensor:
+    """ANNA in expectation over infinitely many tables: `collision_kernel_weights(q, k) @ v`."""
+    _check_qkv(q, k, v, causal)
+    return collision_kernel_weights(q, k, n_hashes, family, causal) @ v
 
 
 def _dense_bucket_index(key_ids, query_ids, n_buckets: int):
@@ -407,21 +429,38 @@ class MultiHeadAttention(nn.Module):
         self.use_attention("softmax", beta=beta)
 
     def use_attention(self, kind: str, **params) -> MultiHeadAttention:
-        """Switch attention: `("softmax", beta=)` or `("anna", n_tables=, n_hashes=, family=, seed=)`."""
-        if kind == "softmax":
-            params = {"beta": params.pop("beta", getattr(self, "beta", 1.0)), **params}
-            _check_beta(params["beta"])
-            self.beta = params["beta"]
-        elif kind == "anna":
-            params = {"family": "cross_polytope", "seed": 0, **params}
-            _check_hashing(params.get("n_tables"), params.get("n_hashes"), "tables")
-        else:
-            raise ValueError(f"kind: expected 'softmax' or 'anna', got {kind!r}")
-        allowed = {"softmax": {"beta"}, "anna": {"n_tables", "n_hashes", "family", "seed", "impl"}}[kind]
+        """Switch attention, keeping every weight:
+
+        * `("softmax", beta=)`: the surrogate softmax(β·q̂·k̂ᵀ);
+        * `("anna", n_tables=, n_hashes=, family=, seed=, impl=)`: ANNA with those hash functions;
+        * `("collision_kernel", n_hashes=, family=)`: ANNA's ℓ → ∞ limit, differentiable in q and k.
+        """
+        defaults = {
+            "softmax": {"beta": getattr(self, "beta", 1.0)},
+            "anna": {"family": "cross_polytope", "seed": 0},
+            "collision_kernel": {"n_hashes": 1, "family": "cross_polytope"},
+        }
+        if kind not in defaults:
+            raise ValueError(f"kind: expected one of {sorted(defaults)}, got {kind!r}")
+        allowed = {
+            "softmax": {"beta"},
+            "anna": {"n_tables", "n_hashes", "family", "seed", "impl"},
+            "collision_kernel": {"n_hashes", "family"},
+        }[kind]
         if set(params) - allowed:
             raise ValueError(
                 f"{kind} attention takes {sorted(allowed)}, got unexpected {sorted(set(params) - allowed)}"
             )
+        params = {**defaults[kind], **params}
+        if kind == "softmax":
+            _check_beta(params["beta"])
+            self.beta = params["beta"]
+        elif kind == "anna":
+            _check_hashing(params.get("n_tables"), params.get("n_hashes"), params.get("impl", "tables"))
+        if kind != "softmax":
+            _check_family(params["family"])
+        if kind == "collision_kernel":
+            check_count("n_hashes", params["n_hashes"])
         self.attention_kind, self.attention_params = kind, params
         return self
 
@@ -432,6 +471,8 @@ class MultiHeadAttention(nn.Module):
             y = softmax_attention(
                 q, k, v, beta=self.attention_params["beta"], causal=self.causal
             )  # (B, H, N, dh)
+        elif self.attention_kind == "collision_kernel":
+            y = collision_kernel_attention(q, k, v, causal=self.causal, **self.attention_params)
         else:
             params = dict(self.attention_params)
             seed = params.pop("seed")

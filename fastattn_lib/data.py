@@ -85,25 +85,30 @@ def generate_test_set(task: str) -> tuple[torch.Tensor, torch.Tensor]:
     return getattr(tasks, task)(**TEST_SETS[task])
 
 
+def record_file(path: Path, kind: str, command: str, **details) -> dict:
+    """List `path` (a file inside its data folder) in that folder's manifest with its sha256 and size,
+    what kind of artefact it is, the command that regenerates it and any `details` (generator arguments,
+    training settings). Returns the manifest entry."""
+    path = Path(path)
+    manifest_path = path.parent / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"files": {}}
+    entry = {"sha256": sha256_of(path), "bytes": path.stat().st_size, "kind": kind, "command": command}
+    manifest["files"][path.name] = {**entry, **details}
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest["files"][path.name]
+
+
 def write_test_sets(data_dir: Path = DATA_DIR) -> dict:
     """Generate every test set into `data_dir` and record it in the manifest; returns the manifest."""
     data_dir = Path(data_dir)
-    manifest_path = data_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"files": {}}
     for task in TEST_SETS:
         x, y = generate_test_set(task)
         path = data_dir / file_of_test_set(task)
         np.savez_compressed(path, x=x.numpy().astype(np.int8), y=y.numpy().astype(np.int8))
-        manifest["files"][path.name] = {
-            "sha256": sha256_of(path),
-            "bytes": path.stat().st_size,
-            "kind": "test set",
-            "generator": f"fastattn_lib.tasks.{task}",
-            "arguments": TEST_SETS[task],
-            "command": REGENERATE,
-        }
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+        record_file(
+            path, "test set", REGENERATE, generator=f"fastattn_lib.tasks.{task}", arguments=TEST_SETS[task]
+        )
+    return read_manifest(data_dir)
 
 
 def main(argv=None) -> int:

@@ -234,6 +234,32 @@ def collision_probability(theta, family: str = "hyperplane", n_hashes: int = 1, 
     return float(prob) if scalar else prob
 
 
+def collision_probability_of_cosine(
+    cos: torch.Tensor, family: str = "cross_polytope", dim=None
+) -> torch.Tensor:
+    """Single-hash collision probability p as a differentiable function of the cosine between unit vectors.
+
+    The same p(θ) as `collision_probability` (hyperplane exact, cross-polytope the interpolated
+    Monte-Carlo table), written in torch on `cos`'s device and dtype so autograd can train through it.
+    Linear interpolation in cos θ keeps the slope bounded at cos = ±1, where d arccos / d cos is infinite.
+    """
+    _check_family(family)
+    cos = cos.clamp(-1.0, 1.0)
+    if family == "hyperplane":
+        # arccos has an infinite slope at ±1: exact values there, gradients only from the interior
+        inside = cos.abs() < 1
+        angle = torch.where(inside, torch.arccos(torch.where(inside, cos, 0)), torch.arccos(cos.detach()))
+        return 1 - angle / math.pi
+    check_count("dim", dim, minimum=2)
+    grid, rates = _cross_polytope_table(dim)
+    grid_cos = grid.cos().flip(0).to(cos)  # increasing, from −1 to 1
+    grid_p = rates.flip(0).to(cos)
+    right = torch.searchsorted(grid_cos, cos.detach().contiguous()).clamp(1, len(grid_cos) - 1)
+    left = right - 1
+    share = (cos - grid_cos[left]) / (grid_cos[right] - grid_cos[left])
+    return grid_p[left] + share * (grid_p[right] - grid_p[left])
+
+
 def distance_to_angle(tau):
     """Angle θ between unit vectors at Euclidean distance τ: θ = 2·arcsin(τ/2)."""
     return 2 * math.asin(tau / 2)

@@ -164,6 +164,29 @@ def test_many_tables_approach_the_collision_kernel():
     expected = kernel / kernel.sum(-1, keepdim=True)
     weights = A.anna_weights(q, k, 4000, 2, "hyperplane", seed=3)
     assert torch.allclose(weights, expected, atol=0.02)
+    assert torch.allclose(A.collision_kernel_weights(q, k, 2, "hyperplane"), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_collision_kernel_is_the_many_table_limit_for_cross_polytope(causal):
+    q, k = rand(6, 8, seed=4), rand(6, 8, seed=5)
+    weights = A.anna_weights(q, k, 4000, 1, "cross_polytope", seed=6, causal=causal)
+    kernel = A.collision_kernel_weights(q, k, 1, "cross_polytope", causal=causal)
+    assert torch.allclose(weights, kernel, atol=0.03)
+    v = rand(6, 3, seed=7)
+    assert torch.allclose(A.collision_kernel_attention(q, k, v, causal=causal), kernel @ v, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", A.IMPLS)
+def test_anna_is_differentiable_in_v_only(impl):
+    """Fine-tuning a distilled model trains the value path through fixed collision counts."""
+    q, k = rand(2, 9, 4, seed=1).requires_grad_(), rand(2, 9, 4, seed=2).requires_grad_()
+    v = rand(2, 9, 3, seed=3).requires_grad_()
+    A.anna_attention(q, k, v, 3, 1, seed=1, causal=True, impl=impl).square().sum().backward()
+    weights = A.anna_weights(q.detach(), k.detach(), 3, 1, seed=1, causal=True)
+    expected = 2 * weights.transpose(-1, -2) @ (weights @ v.detach())
+    assert torch.allclose(v.grad, expected, atol=1e-5)
+    assert q.grad is None or not q.grad.any()
 
 
 # ---------------------------------------------------------------------------------------------- guarantee
@@ -214,6 +237,9 @@ def test_multi_head_layer_switches_attention():
     heads = [A.anna_attention(q[:, h], k[:, h], v[:, h], 4, 1, seed=5 + h, causal=True) for h in range(3)]
     anna = torch.stack(heads, 1).transpose(1, 2).reshape(2, 10, 12)
     assert torch.allclose(layer(x), layer.proj(anna), atol=1e-5)
+    layer.use_attention("collision_kernel", n_hashes=2)
+    kernel = A.collision_kernel_attention(q, k, v, 2, causal=True).transpose(1, 2).reshape(2, 10, 12)
+    assert torch.allclose(layer(x), layer.proj(kernel), atol=1e-5)
     layer.use_attention("softmax")
     assert layer.attention_params == {"beta": 2.0}
     layer(x).sum().backward()
@@ -228,6 +254,8 @@ def test_multi_head_layer_rejects_bad_settings():
         layer.use_attention("anna", n_tables=0, n_hashes=1)
     with pytest.raises(ValueError, match="unexpected"):
         layer.use_attention("softmax", beta=1.0, n_tables=3)
+    with pytest.raises(ValueError, match="family"):
+        layer.use_attention("collision_kernel", family="e8")
     with pytest.raises(ValueError, match="n_heads"):
         A.MultiHeadAttention(10, 3)
 

@@ -241,3 +241,14 @@ def test_one_table_at_a_time_gives_the_same_buckets(family):
     assert torch.equal(torch.stack([tables.bucket_ids(x, table=u) for u in range(5)]), tables.bucket_ids(x))
     with pytest.raises(ValueError, match="table"):
         tables.bucket_ids(x, table=5)
+
+
+def test_collision_probability_of_cosine_matches_the_tabulated_curve_and_has_gradients():
+    angles = torch.linspace(0, math.pi, 61, dtype=torch.float64)  # the tabulation grid
+    for family in ("hyperplane", "cross_polytope"):
+        tabulated = lsh.collision_probability(angles, family, dim=16)
+        cos = angles.cos().requires_grad_()
+        p = lsh.collision_probability_of_cosine(cos, family, dim=16)
+        assert torch.allclose(p, tabulated, atol=1e-6)
+        p.sum().backward()
+        assert torch.isfinite(cos.grad).all() and (cos.grad >= 0).all() and cos.grad.sum() > 0
