@@ -283,6 +283,22 @@ def anna_attention(
     return out.reshape(*batch_shape, n_queries, d_v)
 
 
+def straight_through_anna(
+    q, k, v, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False, impl="tables"
+) -> torch.Tensor:
+    """ANNA forward; backward, v gets ANNA's exact gradient and q, k the collision kernel's gradient.
+
+    Collision counts are piecewise constant in q and k, so ANNA alone cannot teach them. This
+    straight-through estimator returns exactly `anna_attention(...)` but adds K(q, k)·v − stop_grad(K·v)
+    (K = `collision_kernel_weights`, with v held fixed in that term), which is zero in value and gives
+    q and k the gradient of ANNA's expectation. The loss is the real finite-ℓ loss, so the batches where
+    a partner key was missed are the ones that pull it closer.
+    """
+    out = anna_attention(q, k, v, n_tables, n_hashes, family, seed, causal, impl)
+    expected = collision_kernel_weights(q, k, n_hashes, family, causal) @ v.detach()
+    return out + (expected - expected.detach())
+
+
 def chunked_bucket_attention(
     x, v, bucket_size: int, n_hashes: int = 1, family="cross_polytope", seed: int = 0
 ):
@@ -432,19 +448,20 @@ class MultiHeadAttention(nn.Module):
         """Switch attention, keeping every weight:
 
         * `("softmax", beta=)`: the surrogate softmax(β·q̂·k̂ᵀ);
-        * `("anna", n_tables=, n_hashes=, family=, seed=, impl=)`: ANNA with those hash functions;
+        * `("anna", n_tables=, n_hashes=, family=, seed=, impl=, straight_through=)`: ANNA with those hash
+          functions (`straight_through=True` for training: see `straight_through_anna`);
         * `("collision_kernel", n_hashes=, family=)`: ANNA's ℓ → ∞ limit, differentiable in q and k.
         """
         defaults = {
             "softmax": {"beta": getattr(self, "beta", 1.0)},
-            "anna": {"family": "cross_polytope", "seed": 0},
+            "anna": {"family": "cross_polytope", "seed": 0, "straight_through": False},
             "collision_kernel": {"n_hashes": 1, "family": "cross_polytope"},
         }
         if kind not in defaults:
             raise ValueError(f"kind: expected one of {sorted(defaults)}, got {kind!r}")
         allowed = {
             "softmax": {"beta"},
-            "anna": {"n_tables", "n_hashes", "family", "seed", "impl"},
+            "anna": {"n_tables", "n_hashes", "family", "seed", "impl", "straight_through"},
             "collision_kernel": {"n_hashes", "family"},
         }[kind]
         if set(params) - allowed:
@@ -464,6 +481,22 @@ class MultiHeadAttention(nn.Module):
         self.attention_kind, self.attention_params = kind, params
         return self
 
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention matrix the current attention applies to x, [B, H, N, N] (for pictures)."""
+        batch, n, d_model = x.shape
+        q, k, _ = self.qkv(x).view(batch, n, 3, self.n_heads, d_model // self.n_heads).permute(2, 0, 3, 1, 4)
+        params = dict(self.attention_params)
+        if self.attention_kind == "softmax":
+            return softmax_weights(q, k, causal=self.causal, **params)
+        if self.attention_kind == "collision_kernel":
+            return collision_kernel_weights(q, k, causal=self.causal, **params)
+        seed, _, _ = params.pop("seed"), params.pop("impl", None), params.pop("straight_through")
+        heads = [
+            anna_weights(q[:, h], k[:, h], causal=self.causal, seed=seed + h, **params)
+            for h in range(self.n_heads)
+        ]
+        return torch.stack(heads, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, n, d_model = x.shape
         q, k, v = self.qkv(x).view(batch, n, 3, self.n_heads, d_model // self.n_heads).permute(2, 0, 3, 1, 4)
@@ -476,8 +509,9 @@ class MultiHeadAttention(nn.Module):
         else:
             params = dict(self.attention_params)
             seed = params.pop("seed")
+            run = straight_through_anna if params.pop("straight_through") else anna_attention
             heads = [
-                anna_attention(q[:, h], k[:, h], v[:, h], causal=self.causal, seed=seed + h, **params)
+                run(q[:, h], k[:, h], v[:, h], causal=self.causal, seed=seed + h, **params)
                 for h in range(self.n_heads)
             ]
             y = torch.stack(heads, dim=1)  # (B, H, N, dh)

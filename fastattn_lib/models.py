@@ -80,16 +80,29 @@ class TinyTransformer(nn.Module):
             block.attention.use_attention(kind, **layer)
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Token plus position embeddings of token ids x [batch, N], checked: (B, N, m)."""
         if x.dim() != 2 or x.shape[1] > self.config.seq_len:
             raise ValueError(
                 f"x: expected token ids [batch, N ≤ {self.config.seq_len}], got {tuple(x.shape)}"
             )
         positions = torch.arange(x.shape[1], device=x.device)
-        h = self.token_embedding(x) + self.position_embedding(positions)  # (B, N, m)
+        return self.token_embedding(x) + self.position_embedding(positions)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
         for block in self.blocks:
             h = block(h)
         return self.classifier(h)  # (B, N, n_classes)
+
+    def attention_weights(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's attention matrix [batch, heads, N, N] under the current attention, for pictures."""
+        h = self.embed(x)
+        weights = []
+        for block in self.blocks:
+            weights.append(block.attention.weights(h))
+            h = block(h)
+        return weights
 
     def config_dict(self) -> dict:
         return asdict(self.config)

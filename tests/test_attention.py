@@ -189,6 +189,23 @@ def test_anna_is_differentiable_in_v_only(impl):
     assert q.grad is None or not q.grad.any()
 
 
+def test_straight_through_anna_is_anna_forward_and_the_kernel_backward():
+    q, k = rand(2, 7, 4, seed=1).requires_grad_(), rand(2, 7, 4, seed=2).requires_grad_()
+    v = rand(2, 7, 3, seed=3).requires_grad_()
+    out = A.straight_through_anna(q, k, v, 4, 1, seed=2, causal=True)
+    assert torch.equal(out, A.anna_attention(q, k, v, 4, 1, seed=2, causal=True))
+    out.square().sum().backward()
+    grads = q.grad.clone(), k.grad.clone(), v.grad.clone()
+    q.grad = k.grad = v.grad = None
+    fixed = out.detach()
+    surrogate = (A.anna_attention(q, k, v, 4, 1, seed=2, causal=True) * 2 * fixed).sum()
+    surrogate = surrogate + (A.collision_kernel_weights(q, k, 1, causal=True) @ v.detach() * 2 * fixed).sum()
+    surrogate.backward()
+    for actual, expected in zip(grads, (q.grad, k.grad, v.grad), strict=True):
+        assert torch.allclose(actual, expected, atol=1e-6)
+    assert grads[0].abs().sum() > 0
+
+
 # ---------------------------------------------------------------------------------------------- guarantee
 
 
@@ -240,6 +257,8 @@ def test_multi_head_layer_switches_attention():
     layer.use_attention("collision_kernel", n_hashes=2)
     kernel = A.collision_kernel_attention(q, k, v, 2, causal=True).transpose(1, 2).reshape(2, 10, 12)
     assert torch.allclose(layer(x), layer.proj(kernel), atol=1e-5)
+    layer.use_attention("anna", n_tables=4, n_hashes=1, seed=5, straight_through=True)
+    assert torch.equal(layer(x), layer.proj(anna))
     layer.use_attention("softmax")
     assert layer.attention_params == {"beta": 2.0}
     layer(x).sum().backward()
