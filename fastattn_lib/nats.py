@@ -1,0 +1,348 @@
+"""NAtS (Neural Attention Search, Deng & Lindauer 2025): learned token roles that decide how long each key
+stays in the KV cache, and the eviction policies it is compared with.
+
+Every token j gets one role per layer and head:
+
+* GLOBAL (0): visible to every later query; never evicted.
+* LOCAL (1): visible until the next GLOBAL token of the same head arrives, that token included. With
+  e_j = min{k ≥ j : role_k = GLOBAL}, query i sees j iff i ≤ e_j.
+* SLIDING (2): visible to the queries i with i − j ≤ W, then evicted.
+
+Together with causality this gives the mask M_ij (`nats_mask`). Each column is one contiguous run of
+queries starting at the diagonal, so a cache that drops key j after its last query reproduces masked
+attention exactly (`decode_with_cache`). Attention multiplies the exponentiated scores by the mask,
+o_i = Σ_j M_ij·exp(s_ij)·v_j / Σ_j M_ij·exp(s_ij), which for a 0/1 mask is the usual −∞ masking.
+
+Roles come from a bias-free linear `RoleScorer` on the detached hidden state (3 logits per head), sampled
+with hard straight-through Gumbel-softmax in training and taken by arg-max at inference; the first token is
+always GLOBAL. `soft_mask` is the mask as a differentiable function of the one-hot roles (product form):
+
+    M_ij = g_j + l_j·∏_{k=j+1}^{i−1}(1 − g_k) + s_j·[i − j ≤ W]      (j ≤ i; 0 above the diagonal)
+
+so autograd trains the scorer through the attention. `sparsity_loss` is λ times the share of the causal
+mask that GLOBAL and LOCAL tokens occupy, an explicit, normalised version of the paper's penalty (its λ
+values, injected as gradients, are not comparable).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import check_count
+
+GLOBAL, LOCAL, SLIDING = 0, 1, 2
+ROLE_NAMES = ("global", "local", "sliding")
+
+
+def _check_window(window) -> None:
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ValueError(f"window: expected an integer W ≥ 0, got {window!r}")
+
+
+def _check_roles(roles: torch.Tensor) -> None:
+    if not isinstance(roles, torch.Tensor) or roles.dtype.is_floating_point or roles.dtype == torch.bool:
+        raise ValueError(
+            f"roles: expected an integer tensor [..., N], got {getattr(roles, 'dtype', type(roles))}"
+        )
+    if roles.dim() < 1 or roles.shape[-1] < 1:
+        raise ValueError(f"roles: expected shape [..., N] with N ≥ 1, got {tuple(roles.shape)}")
+    if ((roles < GLOBAL) | (roles > SLIDING)).any():
+        bad = roles[(roles < GLOBAL) | (roles > SLIDING)].unique().tolist()
+        raise ValueError(f"roles: expected values in {{0 (global), 1 (local), 2 (sliding)}}, got {bad}")
+
+
+def span_ends(roles: torch.Tensor) -> torch.Tensor:
+    """e_j = the position of the first GLOBAL at or after j, or N when there is none: [..., N]."""
+    _check_roles(roles)
+    n = roles.shape[-1]
+    positions = torch.arange(n, device=roles.device).expand_as(roles)
+    at_global = torch.where(roles == GLOBAL, positions, n)
+    # a running minimum from the right: flip, cumulative minimum, flip back
+    return at_global.flip(-1).cummin(dim=-1).values.flip(-1)
+
+
+def nats_mask(roles: torch.Tensor, window: int) -> torch.Tensor:
+    """M [..., N, N] (query i, key j), True where query i sees key j under the roles (module docstring)."""
+    _check_roles(roles)
+    _check_window(window)
+    n = roles.shape[-1]
+    i = torch.arange(n, device=roles.device)[:, None]
+    j = torch.arange(n, device=roles.device)[None, :]
+    role = roles[..., None, :]  # (..., 1, N): the key's role, the same for every query row
+    visible = (
+        (role == GLOBAL)
+        | ((role == LOCAL) & (i <= span_ends(roles)[..., None, :]))
+        | ((role == SLIDING) & (i - j <= window))
+    )
+    return visible & (j <= i)
+
+
+def sliding_window_mask(n: int, window: int, device=None) -> torch.Tensor:
+    """The plain causal sliding-window mask, i − W ≤ j ≤ i: [N, N]."""
+    _check_window(window)
+    i = torch.arange(n, device=device)[:, None]
+    j = torch.arange(n, device=device)[None, :]
+    return (j <= i) & (i - j <= window)
+
+
+def soft_mask(one_hot: torch.Tensor, window: int) -> torch.Tensor:
+    """The mask as a differentiable function of the role one-hots [..., N, 3]: [..., N, N].
+
+    Equal to `nats_mask` for exact one-hots. The Local term ∏_{k=j+1}^{i−1}(1 − g_k) is a cumulative product
+    down each column (O(N²) memory, no N³ tensor), whose gradient reaches every g_k in the span.
+    """
+    _check_window(window)
+    if one_hot.shape[-1] != 3 or one_hot.dim() < 2:
+        raise ValueError(f"one_hot: expected shape [..., N, 3], got {tuple(one_hot.shape)}")
+    g, l, s = one_hot.unbind(-1)  # (..., N) each
+    n = g.shape[-1]
+    i = torch.arange(n, device=g.device)[:, None]
+    j = torch.arange(n, device=g.device)[None, :]
+    # factor[i, j] = 1 − g_{i−1} while i − 1 lies strictly inside (j, i), else 1
+    previous = F.pad(1 - g, (1, 0), value=1.0)[..., :n]  # previous[i] = 1 − g_{i−1}
+    factor = torch.where(i - 1 > j, previous[..., :, None], torch.ones((), dtype=g.dtype, device=g.device))
+    still_open = factor.cumprod(dim=-2)  # (..., N, N): ∏_{k=j+1}^{i−1} (1 − g_k)
+    in_window = ((i - j) <= window).to(g.dtype)
+    mask = g[..., None, :] + l[..., None, :] * still_open + s[..., None, :] * in_window
+    return mask * (j <= i).to(g.dtype)
+
+
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q·kᵀ/√d) restricted by a 0/1 or soft mask: Σ_j M_ij·e^{s_ij}·v_j / Σ_j M_ij·e^{s_ij}."""
+    if q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"q, k, v: shapes {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} do not fit")
+    if mask.shape[-2:] != (q.shape[-2], k.shape[-2]):
+        raise ValueError(f"mask: expected [..., {q.shape[-2]}, {k.shape[-2]}], got {tuple(mask.shape)}")
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    scores = scores - scores.amax(dim=-1, keepdim=True).detach()  # stable; the diagonal is always visible
+    weights = mask.to(scores.dtype) * scores.exp()
+    return (weights / weights.sum(dim=-1, keepdim=True)) @ v
+
+
+# ----------------------------------------------------------------------------------------------------
+# Learning the roles
+# ----------------------------------------------------------------------------------------------------
+
+
+class RoleScorer(nn.Module):
+    """The attention score layer: a bias-free Linear(d_model → 3·n_heads) on the detached hidden state.
+
+    `forward(h)` returns one-hot roles [B, H, N, 3]: hard straight-through Gumbel-softmax (τ = 1) in
+    training mode, arg-max in eval mode; the first token is always GLOBAL. Zero-initialised, so training
+    starts from uniform role probabilities.
+    """
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        check_count("d_model", d_model)
+        check_count("n_heads", n_heads)
+        self.n_heads = n_heads
+        self.proj = nn.Linear(d_model, 3 * n_heads, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        batch, n, _ = h.shape
+        # detached: the scorer learns only through the mask, never pushes into the residual stream
+        return self.proj(h.detach()).view(batch, n, self.n_heads, 3).transpose(1, 2)  # (B, H, N, 3)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(h)
+        if self.training:
+            one_hot = F.gumbel_softmax(logits, tau=1.0, hard=True)
+        else:
+            one_hot = F.one_hot(logits.argmax(-1), 3).to(logits.dtype)
+        first = F.one_hot(torch.tensor(GLOBAL, device=h.device), 3).to(one_hot.dtype)
+        return torch.cat([first.expand_as(one_hot[..., :1, :]), one_hot[..., 1:, :]], dim=-2)
+
+    def roles(self, h: torch.Tensor) -> torch.Tensor:
+        """Integer roles [B, H, N] (arg-max, first token GLOBAL), whatever the module's mode."""
+        logits = self.logits(h)
+        roles = logits.argmax(-1)
+        roles[..., 0] = GLOBAL
+        return roles
+
+
+def sparsity_loss(one_hot: torch.Tensor, weight: float) -> torch.Tensor:
+    """λ × the share of the causal mask held by GLOBAL and LOCAL tokens, averaged over leading dims.
+
+    Σ_ij (g_j + l_j·∏(1 − g_k)) / (N(N+1)/2): 1 when every token stays to the end, → 0 as tokens become
+    SLIDING (whose window is not penalised: its cost is bounded by W)."""
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not math.isfinite(weight)
+        or weight < 0
+    ):
+        raise ValueError(f"weight: expected a finite λ ≥ 0, got {weight!r}")
+    n = one_hot.shape[-2]
+    without_window = one_hot * torch.tensor([1.0, 1.0, 0.0], dtype=one_hot.dtype, device=one_hot.device)
+    held = soft_mask(without_window, 0).sum(dim=(-1, -2)) - without_window[..., 2].sum(-1)
+    return weight * (held / (n * (n + 1) / 2)).mean()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Decoding with a KV cache that evicts
+# ----------------------------------------------------------------------------------------------------
+
+
+class KVCache:
+    """A per-(batch, head) KV cache for token-by-token decoding: keys, values, their positions and roles,
+    and the attention each entry has received so far (for H2O). Storage is compacted after every eviction,
+    so its length is the largest number of entries any head still holds."""
+
+    def __init__(self, batch_shape: tuple, d_key: int, d_value: int, dtype, device):
+        self.keys = torch.zeros(*batch_shape, 0, d_key, dtype=dtype, device=device)
+        self.values = torch.zeros(*batch_shape, 0, d_value, dtype=dtype, device=device)
+        self.positions = torch.zeros(*batch_shape, 0, dtype=torch.long, device=device)
+        self.roles = torch.zeros(*batch_shape, 0, dtype=torch.long, device=device)
+        self.received = torch.zeros(*batch_shape, 0, dtype=dtype, device=device)
+        self.valid = torch.zeros(*batch_shape, 0, dtype=torch.bool, device=device)
+
+    def append(self, key, value, position: int, role) -> None:
+        """Add one token per (batch, head): key [..., d], value [..., d_v], role [...]."""
+        self.keys = torch.cat([self.keys, key[..., None, :]], dim=-2)
+        self.values = torch.cat([self.values, value[..., None, :]], dim=-2)
+        self.positions = F.pad(self.positions, (0, 1), value=position)
+        self.roles = torch.cat([self.roles, role[..., None]], dim=-1)
+        self.received = F.pad(self.received, (0, 1))
+        self.valid = F.pad(self.valid, (0, 1), value=True)
+
+    def attend(self, query: torch.Tensor) -> torch.Tensor:
+        """Softmax attention of one query per (batch, head), [..., d], over the valid entries."""
+        scores = (self.keys @ query[..., :, None])[..., 0] / math.sqrt(query.shape[-1])  # (..., C)
+        weights = scores.masked_fill(~self.valid, float("-inf")).softmax(dim=-1)
+        self.received = self.received + weights
+        return (weights[..., None, :] @ self.values)[..., 0, :]
+
+    def keep(self, keep: torch.Tensor) -> None:
+        """Evict every entry where `keep` is False, then compact the storage."""
+        self.valid = self.valid & keep
+        order = torch.sort((~self.valid).to(torch.int8), dim=-1, stable=True).indices  # valid entries first
+        length = int(self.valid.sum(dim=-1).max()) if self.valid.numel() else 0
+        order = order[..., :length]
+        for name in ("positions", "roles", "received", "valid"):
+            setattr(self, name, getattr(self, name).gather(-1, order))
+        for name in ("keys", "values"):
+            tensor = getattr(self, name)
+            setattr(self, name, tensor.gather(-2, order[..., None].expand(*order.shape, tensor.shape[-1])))
+
+    def sizes(self) -> torch.Tensor:
+        return self.valid.sum(dim=-1)
+
+
+class EvictionPolicy:
+    """Decides, after each decoding step t, which cache entries to keep (kvpress-style: one small object
+    per policy behind one interface). `keep(cache, t)` returns a bool tensor shaped like `cache.valid`."""
+
+    name = "policy"
+
+    def keep(self, cache: KVCache, t: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FullCache(EvictionPolicy):
+    """Keep everything: dense attention."""
+
+    name = "full cache"
+
+    def keep(self, cache, t):
+        return torch.ones_like(cache.valid)
+
+
+class NAtSPolicy(EvictionPolicy):
+    """Evict by role (spec §3): a new GLOBAL frees every LOCAL before it; SLIDING entries leave after W."""
+
+    name = "NAtS"
+
+    def __init__(self, window: int):
+        _check_window(window)
+        self.window = window
+
+    def keep(self, cache, t):
+        newest_role = cache.roles.gather(-1, (cache.positions == t).long().argmax(-1, keepdim=True))
+        closed = (cache.roles == LOCAL) & (cache.positions < t) & (newest_role == GLOBAL)
+        expired = (cache.roles == SLIDING) & (t + 1 - cache.positions > self.window)
+        return ~(closed | expired)
+
+
+def _check_budget(budget) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget: expected a number of cache entries ≥ 1, got {budget!r}")
+
+
+class SlidingWindowWithSinks(EvictionPolicy):
+    """StreamingLLM: the first `n_sinks` tokens plus the most recent ones, `budget` entries in all."""
+
+    name = "sliding window + sinks"
+
+    def __init__(self, budget: int, n_sinks: int = 1):
+        _check_budget(budget)
+        check_count("n_sinks", n_sinks, minimum=0)
+        if n_sinks >= budget:
+            raise ValueError(f"n_sinks: expected fewer than budget={budget} sinks, got {n_sinks}")
+        self.budget, self.n_sinks = budget, n_sinks
+
+    def keep(self, cache, t):
+        recent = t + 1 - (self.budget - self.n_sinks)
+        return (cache.positions < self.n_sinks) | (cache.positions >= recent)
+
+
+class HeavyHitters(EvictionPolicy):
+    """H2O: the `budget − budget // 2` most recent tokens plus the `budget // 2` older ones that have received
+    the most attention so far."""
+
+    name = "H2O"
+
+    def __init__(self, budget: int):
+        _check_budget(budget)
+        self.budget = budget
+
+    def keep(self, cache, t):
+        n_heavy = self.budget // 2
+        recent = cache.positions >= t + 1 - (self.budget - n_heavy)
+        candidates = cache.valid & ~recent
+        if n_heavy == 0 or not candidates.any():
+            return recent
+        score = cache.received.masked_fill(~candidates, float("-inf"))
+        top = score.topk(min(n_heavy, score.shape[-1]), dim=-1).indices
+        heavy = torch.zeros_like(recent).scatter(-1, top, True) & candidates
+        return recent | heavy
+
+
+def decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPolicy, roles=None):
+    """Token-by-token attention through a `KVCache` managed by `policy`.
+
+    q, k [..., N, d], v [..., N, d_v]; `roles` [..., N] (stored with each entry; NAtS needs them).
+    At step t the token's K/V join the cache, query t attends over what the cache holds, then the policy
+    evicts. Returns (out [..., N, d_v], cache_sizes [..., N]: entries held after each step)."""
+    if q.shape != k.shape or k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(
+            f"q, k, v: expected [..., N, d] and v [..., N, d_v], got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    n = q.shape[-2]
+    if roles is None:
+        roles = torch.full(q.shape[:-1], SLIDING, dtype=torch.long, device=q.device)
+    _check_roles(roles)
+    if roles.shape != q.shape[:-1]:
+        raise ValueError(
+            f"roles: expected shape {tuple(q.shape[:-1])} (one per token), got {tuple(roles.shape)}"
+        )
+    cache = KVCache(q.shape[:-2], k.shape[-1], v.shape[-1], v.dtype, v.device)
+    outputs, sizes = [], []
+    for t in range(n):
+        cache.append(k[..., t, :], v[..., t, :], t, roles[..., t])
+        outputs.append(cache.attend(q[..., t, :]))
+        cache.keep(policy.keep(cache, t))
+        sizes.append(cache.sizes())
+    return torch.stack(outputs, dim=-2), torch.stack(sizes, dim=-1)
+
+
+def decode_with_cache(q, k, v, roles, window: int):
+    """NAtS decoding: `decode` with role-based eviction. `out` equals `masked_attention(q, k, v,
+    nats_mask(roles, window))` and `cache_sizes[t]` is the number of keys some query after t still sees."""
+    return decode(q, k, v, NAtSPolicy(window), roles)

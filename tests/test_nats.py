@@ -1,0 +1,179 @@
+"""NAtS: the role mask's properties, its differentiable form, the cache that evicts, and the baselines."""
+
+import pytest
+import torch
+
+from fastattn_lib import nats
+from fastattn_lib.nats import GLOBAL, LOCAL, SLIDING
+
+
+def random_roles(*shape, seed=0):
+    return torch.randint(0, 3, shape, generator=torch.Generator().manual_seed(seed))
+
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def brute_force_mask(roles, window):
+    """The definition, one entry at a time."""
+    n = len(roles)
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(i + 1):
+            later = [k for k in range(j, n) if roles[k] == GLOBAL]
+            end = later[0] if later else n
+            role = int(roles[j])
+            mask[i, j] = (
+                role == GLOBAL or (role == LOCAL and i <= end) or (role == SLIDING and i - j <= window)
+            )
+    return mask
+
+
+@pytest.mark.parametrize("window", [0, 1, 3, 8])
+def test_mask_matches_the_definition(window):
+    for seed in range(5):
+        roles = random_roles(17, seed=seed)
+        assert torch.equal(nats.nats_mask(roles, window), brute_force_mask(roles, window))
+
+
+def test_mask_is_causal_keeps_the_diagonal_and_each_column_is_one_run():
+    roles = random_roles(4, 3, 40, seed=1)
+    mask = nats.nats_mask(roles, 5)
+    n = roles.shape[-1]
+    assert not (mask & ~torch.ones(n, n, dtype=torch.bool).tril()).any()
+    assert mask.diagonal(dim1=-2, dim2=-1).all()
+    # each key j is visible to queries j .. end_j and to none after: the column never switches back on
+    switches = (mask[..., 1:, :] & ~mask[..., :-1, :]).sum(dim=-2)  # off → on transitions below the first row
+    on_from_diagonal = switches == torch.ones(n, dtype=torch.long).index_fill(0, torch.tensor([0]), 0)
+    assert ((switches == 0) | on_from_diagonal).all()
+    starts = mask.float().argmax(dim=-2)
+    assert torch.equal(starts, torch.arange(n).expand_as(starts))
+
+
+def test_all_global_is_dense_and_all_sliding_is_a_window():
+    n = 12
+    assert torch.equal(nats.nats_mask(torch.zeros(n, dtype=torch.long), 3), torch.ones(n, n).tril().bool())
+    sliding = torch.full((n,), SLIDING)
+    assert torch.equal(nats.nats_mask(sliding, 3), nats.sliding_window_mask(n, 3))
+    q, k, v = rand(2, n, 8, seed=1), rand(2, n, 8, seed=2), rand(2, n, 4, seed=3)
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    out = nats.masked_attention(q, k, v, nats.nats_mask(torch.zeros(2, n, dtype=torch.long), 3))
+    assert torch.allclose(out, dense, atol=1e-5)
+
+
+def test_local_tokens_live_until_the_next_global():
+    roles = torch.tensor([GLOBAL, LOCAL, LOCAL, SLIDING, GLOBAL, LOCAL])
+    mask = nats.nats_mask(roles, 0)
+    assert mask[4, 1] and mask[4, 2] and not mask[5, 1] and not mask[5, 2]
+    assert mask[5, 5] and mask[5, 4] and mask[5, 0] and not mask[4, 3]
+    assert torch.equal(nats.span_ends(roles), torch.tensor([0, 4, 4, 4, 4, 6]))
+
+
+@pytest.mark.parametrize("window", [0, 2, 5])
+def test_soft_mask_equals_the_hard_mask_on_one_hots(window):
+    roles = random_roles(3, 25, seed=window)
+    one_hot = torch.nn.functional.one_hot(roles, 3).double()
+    assert torch.equal(nats.soft_mask(one_hot, window).bool(), nats.nats_mask(roles, window))
+    assert set(nats.soft_mask(one_hot, window).unique().tolist()) <= {0.0, 1.0}
+
+
+def test_soft_mask_gradient_reaches_the_global_that_closes_a_span():
+    """Turning token 3 from Local into Global shortens token 1's Local span: d M[4, 1] / d g_3 < 0."""
+    roles = torch.tensor([GLOBAL, LOCAL, SLIDING, LOCAL, SLIDING, SLIDING])
+    one_hot = torch.nn.functional.one_hot(roles, 3).double().requires_grad_()
+    nats.soft_mask(one_hot, 1)[4, 1].backward()
+    assert one_hot.grad[3, GLOBAL] < 0 and one_hot.grad[1, LOCAL] > 0
+
+
+def test_scorer_gets_gradients_through_the_mask_and_forces_the_first_token_global():
+    torch.manual_seed(0)
+    scorer = nats.RoleScorer(d_model=16, n_heads=2)
+    h = rand(3, 10, 16, seed=4).requires_grad_()
+    one_hot = scorer(h)
+    assert (one_hot[..., 0, :] == torch.tensor([1.0, 0, 0])).all()
+    assert torch.equal(one_hot.sum(-1), torch.ones(3, 2, 10))
+    q, k, v = rand(3, 2, 10, 8, seed=5), rand(3, 2, 10, 8, seed=6), rand(3, 2, 10, 8, seed=7)
+    loss = nats.masked_attention(q, k, v, nats.soft_mask(one_hot, 2)).square().sum()
+    loss = loss + nats.sparsity_loss(one_hot, 0.5)
+    loss.backward()
+    assert scorer.proj.weight.grad.abs().sum() > 0
+    assert h.grad is None  # the scorer reads a detached hidden state
+    scorer.eval()
+    roles = scorer.roles(h)
+    assert torch.equal(torch.nn.functional.one_hot(roles, 3).float(), scorer(h))
+
+
+def test_sparsity_loss_is_one_for_all_global_and_zero_for_all_sliding():
+    n = 9
+    everything = torch.nn.functional.one_hot(torch.zeros(n, dtype=torch.long), 3).float()
+    nothing = torch.nn.functional.one_hot(torch.full((n,), SLIDING), 3).float()
+    assert nats.sparsity_loss(everything, 2.0).item() == pytest.approx(2.0)
+    assert nats.sparsity_loss(nothing, 2.0).item() == 0.0
+    with pytest.raises(ValueError, match="weight"):
+        nats.sparsity_loss(nothing, -1.0)
+
+
+@pytest.mark.parametrize("window", [0, 1, 4])
+def test_decode_with_cache_equals_masked_attention_and_holds_exactly_what_later_queries_see(window):
+    roles = random_roles(2, 3, 30, seed=window)
+    roles[..., 0] = GLOBAL
+    q, k, v = rand(2, 3, 30, 8, seed=1), rand(2, 3, 30, 8, seed=2), rand(2, 3, 30, 5, seed=3)
+    mask = nats.nats_mask(roles, window)
+    out, sizes = nats.decode_with_cache(q, k, v, roles, window)
+    assert torch.allclose(out, nats.masked_attention(q, k, v, mask), atol=1e-5)
+    # after step t the cache holds the keys j ≤ t that some query i > t still sees (one more token appended,
+    # whose role does not matter: no role of token i changes what query i sees)
+    extended = nats.nats_mask(torch.cat([roles, torch.full_like(roles[..., :1], SLIDING)], dim=-1), window)
+    for t in range(roles.shape[-1]):
+        needed = extended[..., t + 1 :, : t + 1].any(dim=-2).sum(-1)
+        assert torch.equal(sizes[..., t], needed)
+
+
+def test_full_cache_is_dense_attention_and_grows_linearly():
+    q, k, v = rand(4, 20, 8, seed=1), rand(4, 20, 8, seed=2), rand(4, 20, 3, seed=3)
+    out, sizes = nats.decode(q, k, v, nats.FullCache())
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(out, dense, atol=1e-5)
+    assert torch.equal(sizes[0], torch.arange(1, 21))
+
+
+def test_sliding_window_with_sinks_keeps_the_first_tokens_and_a_recent_window():
+    q, k, v = rand(20, 8, seed=1), rand(20, 8, seed=2), rand(20, 3, seed=3)
+    out, sizes = nats.decode(q, k, v, nats.SlidingWindowWithSinks(budget=6, n_sinks=2))
+    assert sizes.max() == 6 and sizes[-1] == 6
+    i, j = torch.arange(20)[:, None], torch.arange(20)[None, :]
+    seen = (j <= i) & ((j < 2) | (i - j <= 4))  # the 6 entries kept after step i − 1, and token i itself
+    assert torch.allclose(out, nats.masked_attention(q, k, v, seen), atol=1e-5)
+
+
+def test_heavy_hitters_keep_the_most_attended_old_tokens_within_budget():
+    k = rand(30, 8, seed=2)
+    q = k[3].expand(30, 8).clone()  # every query attends mostly to token 3
+    v = rand(30, 3, seed=3)
+    policy = nats.HeavyHitters(budget=6)
+    _, sizes = nats.decode(q, k, v, policy)
+    assert sizes.max() <= 6
+    cache = nats.KVCache((), 8, 3, torch.float32, "cpu")
+    for t in range(30):
+        cache.append(k[t], v[t], t, torch.tensor(SLIDING))
+        cache.attend(q[t])
+        cache.keep(policy.keep(cache, t))
+    assert 3 in cache.positions.tolist()
+
+
+def test_bad_input_is_refused_with_the_argument_named():
+    with pytest.raises(ValueError, match="roles"):
+        nats.nats_mask(torch.tensor([0, 3, 1]), 2)
+    with pytest.raises(ValueError, match="roles"):
+        nats.nats_mask(torch.tensor([0.0, 1.0]), 2)
+    with pytest.raises(ValueError, match="window"):
+        nats.nats_mask(torch.tensor([0, 1]), -1)
+    with pytest.raises(ValueError, match="roles"):
+        nats.decode_with_cache(rand(5, 4), rand(5, 4), rand(5, 4), torch.zeros(4, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="q, k, v"):
+        nats.decode_with_cache(rand(5, 4), rand(6, 4), rand(5, 4), torch.zeros(5, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="budget"):
+        nats.HeavyHitters(0)
+    with pytest.raises(ValueError, match="n_sinks"):
+        nats.SlidingWindowWithSinks(4, n_sinks=4)
