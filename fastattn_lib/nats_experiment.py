@@ -148,41 +148,62 @@ class NatsTransformer(nn.Module):
             roles.append(one_hot)
         return self.head(self.norms[-1](h)), roles
 
+    def new_caches(self, batch: int, device) -> list[nats.KVCache]:
+        width = self.config.d_model // self.config.n_heads
+        shape = (batch, self.config.n_heads)
+        return [nats.KVCache(shape, width, width, self.head.weight.dtype, device) for _ in self.attentions]
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor, t: int, caches, policies, use_roles: bool = True) -> torch.Tensor:
+        """One decoding step for token ids [B] at position t: each layer adds the token's K/V (and role) to
+        its cache, attends over what the cache holds, then lets its policy evict. Returns logits [B, V]."""
+        h = self.token_embedding(token[:, None]) + self.position_embedding.weight[t]  # (B, 1, m)
+        for attention, mlp, norms, cache, policy in zip(
+            self.attentions, self.mlps, self._norm_pairs(), caches, policies, strict=True
+        ):
+            x = norms[0](h)
+            q, k, v = (part[:, :, 0] for part in attention.heads(x))  # (B, H, dh)
+            role = torch.full(q.shape[:-1], nats.SLIDING, dtype=torch.long, device=q.device)
+            if use_roles:  # the scorer's arg-max; the first token is always GLOBAL
+                role = attention.scorer.logits(x)[:, :, 0].argmax(-1) if t > 0 else role.fill_(nats.GLOBAL)
+            cache.append(k, v, t, role)
+            y = cache.attend(q)  # (B, H, dh)
+            cache.keep(policy.keep(cache, t))
+            h = h + attention.proj(y.reshape(len(token), 1, -1))
+            h = h + mlp(norms[1](h))
+        return self.head(self.norms[-1](h))[:, 0]
+
+    def _norm_pairs(self):
+        return [(self.norms[2 * layer], self.norms[2 * layer + 1]) for layer in range(self.config.n_layers)]
+
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, policy_for_layer, use_roles: bool = True):
-        """Token-by-token forward through one KV cache per layer, evicting with `policy_for_layer(layer)`.
-
-        Returns logits [B, N, vocab] and cache sizes [layers, B, heads, N]. With `use_roles`, each token's
-        role comes from the layer's scorer (arg-max, first token GLOBAL) and is stored with its entry."""
-        batch, n = tokens.shape
-        config = self.config
-        width = config.d_model // config.n_heads
-        caches = [
-            nats.KVCache((batch, config.n_heads), width, width, self.head.weight.dtype, tokens.device)
-            for _ in range(config.n_layers)
-        ]
-        policies = [policy_for_layer(layer) for layer in range(config.n_layers)]
+        """Teacher-forced decoding of tokens [B, N] through one evicting cache per layer
+        (`policy_for_layer(layer)`). Returns logits [B, N, V] and cache sizes [layers, B, heads, N].
+        With `use_roles` each token's role is the layer's scorer arg-max (first token GLOBAL)."""
+        caches = self.new_caches(len(tokens), tokens.device)
+        policies = [policy_for_layer(layer) for layer in range(self.config.n_layers)]
         logits, sizes = [], []
-        for t in range(n):
-            h = self.token_embedding(tokens[:, t : t + 1]) + self.position_embedding.weight[t]  # (B, 1, m)
-            step_sizes = []
-            for layer, (attention, mlp) in enumerate(zip(self.attentions, self.mlps, strict=True)):
-                x = self.norms[2 * layer](h)
-                q, k, v = (part[:, :, 0] for part in attention.heads(x))  # (B, H, dh)
-                role = torch.full(q.shape[:-1], nats.SLIDING, dtype=torch.long, device=q.device)
-                if use_roles:  # the scorer's arg-max; the first token is always GLOBAL
-                    role = (
-                        attention.scorer.logits(x)[:, :, 0].argmax(-1) if t > 0 else role.fill_(nats.GLOBAL)
-                    )
-                caches[layer].append(k, v, t, role)
-                y = caches[layer].attend(q)  # (B, H, dh)
-                caches[layer].keep(policies[layer].keep(caches[layer], t))
-                step_sizes.append(caches[layer].sizes())
-                h = h + attention.proj(y.reshape(batch, 1, -1))
-                h = h + mlp(self.norms[2 * layer + 1](h))
-            logits.append(self.head(self.norms[-1](h))[:, 0])
-            sizes.append(torch.stack(step_sizes))
+        for t in range(tokens.shape[1]):
+            logits.append(self.step(tokens[:, t], t, caches, policies, use_roles))
+            sizes.append(torch.stack([cache.sizes() for cache in caches]))
         return torch.stack(logits, dim=1), torch.stack(sizes, dim=-1)
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, n_new: int, policy_for_layer, use_roles: bool = True):
+        """Greedy generation after prompt [B, P] with evicting caches: the prompt is decoded token by token,
+        then each arg-max prediction is fed back. Returns the tokens [B, P + n_new] and final cache sizes."""
+        check_count("n_new", n_new, minimum=0)
+        if prompt.shape[1] + n_new > self.config.seq_len:
+            raise ValueError(f"n_new: prompt + n_new must fit in {self.config.seq_len} positions")
+        caches = self.new_caches(len(prompt), prompt.device)
+        policies = [policy_for_layer(layer) for layer in range(self.config.n_layers)]
+        tokens = prompt
+        for t in range(prompt.shape[1] + n_new - 1):
+            logits = self.step(tokens[:, t], t, caches, policies, use_roles)
+            if t + 1 >= prompt.shape[1]:
+                tokens = torch.cat([tokens, logits.argmax(-1, keepdim=True)], dim=1)
+        return tokens, torch.stack([cache.sizes() for cache in caches])
 
 
 # ---- training ---------------------------------------------------------------------------------------------
@@ -208,7 +229,7 @@ class NatsTrainConfig:
 
     dense_steps: int = 1000
     nats_steps: int = 600
-    sparsity: float = 2.0  # λ
+    sparsity_weight: float = 2.0  # λ
     batch_size: int = 32
     dense_lr: float = 3e-3
     backbone_lr: float = 1e-3
@@ -221,7 +242,7 @@ class NatsTrainConfig:
             check_count(name, getattr(self, name), minimum=0)
         for name in ("batch_size", "eval_every"):
             check_count(name, getattr(self, name))
-        nats.sparsity_loss(torch.zeros(1, 3), self.sparsity)  # validates λ
+        nats.sparsity_loss(torch.zeros(1, 3), self.sparsity_weight)  # validates λ
 
 
 @dataclass
@@ -240,19 +261,19 @@ def held_out(n_samples: int = 256):
     return records_and_queries(n_samples, seed=HELD_OUT_SEED)
 
 
-def _phase(model, mode, config, history, steps, optimizer, device, progress, sparsity=0.0):
+def _phase(model, mode, config, history, steps, optimizer, device, progress, sparsity_weight=0.0):
     tokens_all, answers_all = records_and_queries(20_000, seed=config.seed + (0 if mode == "dense" else 1))
     test_tokens, test_answers = (t.to(device) for t in held_out(256))
     order = cpu_generator(config.seed, f"nats-batches-{mode}")
     started = time.perf_counter()
-    for step in tqdm(range(1, steps + 1), desc=f"{mode} λ={sparsity:g}", disable=not progress):
+    for step in tqdm(range(1, steps + 1), desc=f"{mode} λ={sparsity_weight:g}", disable=not progress):
         model.train()
         batch = torch.randint(len(tokens_all), (config.batch_size,), generator=order)
         tokens, answers = tokens_all[batch].to(device), answers_all[batch].to(device)
         logits, roles = model(tokens, mode)
         loss = task_loss(logits, tokens, answers)
         if mode == "nats":
-            loss = loss + sum(nats.sparsity_loss(r, sparsity) for r in roles) / len(roles)
+            loss = loss + sum(nats.sparsity_loss(r, sparsity_weight) for r in roles) / len(roles)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -287,7 +308,7 @@ def finetune_nats(
     device="auto",
     progress=True,
 ):
-    """A copy of the dense model fine-tuned with NAtS at λ = config.sparsity (every weight trains)."""
+    """A copy of the dense model fine-tuned with NAtS at λ = config.sparsity_weight (every weight trains)."""
     device = resolve_device(device)
     model = NatsTransformer(dense_model.config).to(device)
     model.load_state_dict(dense_model.state_dict())
@@ -300,7 +321,9 @@ def finetune_nats(
             {"params": scorers, "lr": config.scorer_lr, "weight_decay": 0.0},
         ]
     )
-    _phase(model, "nats", config, history, config.nats_steps, optimizer, device, progress, config.sparsity)
+    _phase(
+        model, "nats", config, history, config.nats_steps, optimizer, device, progress, config.sparsity_weight
+    )
     return model.eval(), history
 
 
@@ -358,9 +381,9 @@ REPRODUCE = "python -m fastattn_lib.nats_experiment reproduce"
 RESULTS = "nats_results.json"
 
 
-def checkpoint_name(sparsity=None) -> str:
+def checkpoint_name(sparsity_weight=None) -> str:
     """`nats_dense.pt` for the dense model, `nats_lambda{λ}.pt` for a NAtS fine-tune."""
-    return "nats_dense.pt" if sparsity is None else f"nats_lambda{sparsity:g}.pt"
+    return "nats_dense.pt" if sparsity_weight is None else f"nats_lambda{sparsity_weight:g}.pt"
 
 
 def save_model(model: NatsTransformer, history: NatsHistory, config: NatsTrainConfig, path: Path) -> None:
@@ -375,10 +398,10 @@ def save_model(model: NatsTransformer, history: NatsHistory, config: NatsTrainCo
     )
 
 
-def load_model(sparsity=None, device="auto", data_dir: Path = data.DATA_DIR):
-    """A shipped model (dense when `sparsity` is None, else NAtS at that λ), hash-verified, read with
+def load_model(sparsity_weight=None, device="auto", data_dir: Path = data.DATA_DIR):
+    """A shipped model (dense when `sparsity_weight` is None, else NAtS at that λ), hash-verified, read with
     `torch.load(weights_only=True)`; returns (model in eval mode, history)."""
-    path = data.verified_path(checkpoint_name(sparsity), data_dir)
+    path = data.verified_path(checkpoint_name(sparsity_weight), data_dir)
     contents = torch.load(path, map_location="cpu", weights_only=True)
     model = NatsTransformer(NatsModelConfig(**contents["model_config"]))
     model.load_state_dict(contents["state_dict"])
@@ -390,7 +413,7 @@ def compare_policies(dense: NatsTransformer, tuned: dict, budgets=BUDGETS, progr
     model, and NAtS with each fine-tuned model's own roles."""
     jobs = [("full", dense, SEQ_LEN)]
     jobs += [(name, dense, budget) for name in ("sliding", "h2o") for budget in budgets]
-    jobs += [("nats", model, sparsity) for sparsity, model in tuned.items()]
+    jobs += [("nats", model, sparsity_weight) for sparsity_weight, model in tuned.items()]
     tokens, answers = held_out(256)
     return [
         asdict(evaluate(model, name, setting, tokens, answers))
@@ -409,11 +432,11 @@ def reproduce(
     save_model(dense, history, config, path)
     data.record_file(path, "checkpoint", REPRODUCE, train_config=asdict(config))
     tuned = {}
-    for sparsity in sparsities:
-        run_config = NatsTrainConfig(**{**asdict(config), "sparsity": sparsity})
-        tuned[sparsity], tuned_history = finetune_nats(dense, history, run_config, device, progress)
-        path = out_dir / checkpoint_name(sparsity)
-        save_model(tuned[sparsity], tuned_history, run_config, path)
+    for sparsity_weight in sparsities:
+        run_config = NatsTrainConfig(**{**asdict(config), "sparsity_weight": sparsity_weight})
+        tuned[sparsity_weight], tuned_history = finetune_nats(dense, history, run_config, device, progress)
+        path = out_dir / checkpoint_name(sparsity_weight)
+        save_model(tuned[sparsity_weight], tuned_history, run_config, path)
         data.record_file(path, "checkpoint", REPRODUCE, train_config=asdict(run_config))
     table = {"command": REPRODUCE, "train_config": asdict(config), "results": compare_policies(dense, tuned)}
     path = out_dir / RESULTS

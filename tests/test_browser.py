@@ -29,7 +29,12 @@ CHROMIUM_FLAGS = [
 ]
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 # notebook, label of the slider the test moves
-CASES = [("01_lsh_intuition.ipynb", "ℓ (tables)"), ("02_anna_vs_softmax.ipynb", "ℓ (tables)")]
+CASES = [
+    ("01_lsh_intuition.ipynb", "ℓ (tables)"),
+    ("02_anna_vs_softmax.ipynb", "ℓ (tables)"),
+    ("04_match2_khop_training.ipynb", "ℓ (tables)"),
+    ("05_nats_kv_pruning.ipynb", "W"),
+]
 
 pytestmark = pytest.mark.browser
 

@@ -98,3 +98,68 @@ def test_anna_panel_moves_its_figures():
     assert panel.last_error is None and not np.array_equal(before, np.array(panel.figures[1].data[0].z))
     panel.controls["causal"].value = True
     assert panel.last_error is None and panel.data.causal
+
+
+# ---------------------------------------------------------------------------------- notebook 04
+
+
+def test_distilled_update_pictures_the_shipped_model():
+    from fastattn_lib import training
+    from fastattn_lib.panels import training as training_panels
+
+    data = training_panels.distilled_update(10.0, 8, 1, sample=3, device="cpu")
+    record = training_panels.shipped_record("match2", 10.0)
+    assert data.error == record["distilled_grid"][7][0]
+    rows = data.anna_weights.sum(-1)
+    assert np.allclose(rows[rows > 0], 1) and np.allclose(data.softmax_weights.sum(-1), 1)
+    assert (data.partners == data.partners.T).all()
+    # a position is positive exactly when it has a partner (itself included)
+    assert ((data.partners.any(-1)) == data.labels.astype(bool)).all()
+    zero_shot = training_panels.distilled_update(10.0, 8, 1, sample=3, stage="surrogate", device="cpu")
+    assert zero_shot.error == record["zero_shot_grid"][7][0] > data.error
+    with pytest.raises(ValueError, match="beta"):
+        training_panels.distilled_update(3.0, 8, 1)
+    assert training.STAGES == ("surrogate", "distilled")
+
+
+def test_distilled_panel_redraws():
+    from fastattn_lib.panels import training as training_panels
+
+    panel = training_panels.distilled_panel(device="cpu")
+    before = np.array(panel.figures[1].data[0].z)
+    panel.controls["n_tables"].value = 1
+    assert panel.last_error is None and panel.n_updates == 2
+    assert not np.array_equal(before, np.array(panel.figures[1].data[0].z))
+    assert "ℓ = 1" in panel.figures[1].layout.title.text
+
+
+# ---------------------------------------------------------------------------------- notebook 05
+
+
+def test_roles_update_mask_and_cache_agree_with_the_decoder():
+    import torch
+
+    from fastattn_lib import nats
+    from fastattn_lib.panels import nats as nats_panels
+
+    data = nats_panels.roles_update("GSSLLSGSLLLSSSGS", window=2, step=9)
+    roles = nats_panels.parse_roles("GSSLLSGSLLLSSSGS")
+    assert np.array_equal(data.mask, nats.nats_mask(roles, 2).numpy())
+    q = k = v = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    _, sizes = nats.decode_with_cache(q, k, v, roles, 2)
+    assert np.array_equal(data.cache_sizes, sizes.numpy())
+    assert data.held.sum() == sizes[9] and not data.held[10:].any()
+    with pytest.raises(ValueError, match="pattern"):
+        nats_panels.parse_roles("GXL")
+    with pytest.raises(ValueError, match="step"):
+        nats_panels.roles_update("GLS", 1, 3)
+
+
+def test_roles_panel_redraws():
+    from fastattn_lib.panels import nats as nats_panels
+
+    panel = nats_panels.roles_panel()
+    before = np.array(panel.figures[0].data[0].z)
+    panel.controls["pattern"].value = "G" + "S" * 23
+    assert panel.last_error is None and panel.n_updates == 2
+    assert not np.array_equal(before, np.array(panel.figures[0].data[0].z))

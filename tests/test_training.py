@@ -76,10 +76,9 @@ def test_checkpoint_round_trip_and_manifest(tmp_path, tiny_run):
     assert torch.equal(
         surrogate.state_dict()["classifier.weight"], tiny_run.surrogate_state["classifier.weight"]
     )
-    assert (
-        training.load_history("match2", 10.0, data_dir=tmp_path)["loss"]["surrogate"]
-        == tiny_run.history.loss["surrogate"]
-    )
+    run = training.load_run("match2", 10.0, device="cpu", data_dir=tmp_path)
+    assert run.history == tiny_run.history and run.config == tiny_run.config
+    assert torch.equal(run.surrogate().classifier.weight, surrogate.classifier.weight)
     with pytest.raises(ValueError, match="stage"):
         training.load_checkpoint(path, stage="final")
     corrupt = bytearray(path.read_bytes())
@@ -112,3 +111,36 @@ def test_reproduce_writes_checkpoints_results_and_manifest(tmp_path):
     model = training.load_pretrained("match2", 1.0, device="cpu", data_dir=tmp_path)
     x, y = data.load_test_set("match2")
     assert training.anna_error(model, x, y, 8, 1, n_draws=1, impl="dense") == run["distilled_grid"][7][0]
+
+
+# ---------------------------------------------------------------------------------- the shipped models
+
+
+def test_shipped_match2_headline_ell_8_z_1_at_most_one_percent():
+    """The paper's claim, from the shipped checkpoint: ℓ = 8, z = 1, 10 hash draws, ≤ 1 % test error."""
+    model = training.load_pretrained("match2", 10.0, device="cpu")
+    x, y = data.load_test_set("match2")
+    error = training.anna_error(model, x, y, 8, 1, impl="dense")
+    assert error <= 0.01
+    assert error == training.load_results("match2")["runs"][-1]["distilled_grid"][7][0]
+
+
+def test_shipped_results_tables_are_complete_and_consistent():
+    match2 = training.load_results("match2")
+    assert [run["beta"] for run in match2["runs"]] == [0.1, 1.0, 10.0]
+    for run in match2["runs"]:
+        for which in ("zero_shot_grid", "distilled_grid"):
+            assert len(run[which]) == 16 and all(len(row) == 6 for row in run[which])
+        assert sum(run["train_seconds"].values()) < 300  # the issue's budget: one β in under 5 minutes
+    ten = match2["runs"][-1]
+    assert ten["zero_shot_grid"][7][0] > 10 * ten["distilled_grid"][7][0]  # distillation is what works
+    induction = training.load_results("induction")["runs"][0]
+    assert len(induction["distilled_grid"]) == 25 and min(map(min, induction["distilled_grid"])) < 0.1
+    for name in ("match2_beta0.1.pt", "match2_beta1.pt", "match2_beta10.pt", "induction_beta10.pt"):
+        assert data.verified_path(name).stat().st_size < 2_000_000
+
+
+def test_shipped_surrogate_solves_match2_at_beta_10_but_not_at_0_1():
+    x, y = data.load_test_set("match2")
+    assert training.error_rate(training.load_pretrained("match2", 10.0, "surrogate", "cpu"), x, y) < 0.01
+    assert training.error_rate(training.load_pretrained("match2", 0.1, "surrogate", "cpu"), x, y) > 0.05

@@ -1,0 +1,277 @@
+"""Notebook 05 (NAtS KV-cache pruning): painted roles and their mask, and the policy comparison panel.
+
+* `roles_update(pattern, window, step)`: roles typed as letters (G, L, S), the mask they make, and what
+  the cache holds after `step`: the "paint the roles" panel.
+* `policy_update(sparsity_weight, window, budget)`: the shipped NAtS model at λ and the dense model under
+  StreamingLLM and H2O at `budget`, decoded with eviction on held-out sequences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from .. import nats
+from .. import nats_experiment as experiment
+from ..device import resolve_device
+from .common import Panel, device_options, dropdown, slider
+
+LETTERS = {"G": nats.GLOBAL, "L": nats.LOCAL, "S": nats.SLIDING}
+ROLE_COLOURS = ("#d62728", "#1f77b4", "#7f7f7f")  # global, local, sliding
+DEFAULT_PATTERN = "GSSLLSGSLLLSSSGSSSLSSSSS"
+
+
+def parse_roles(pattern: str) -> torch.Tensor:
+    """ "GLS…" → roles [N]; anything but the letters G, L, S (any case) is refused."""
+    letters = pattern.replace(" ", "").upper()
+    bad = sorted(set(letters) - set(LETTERS))
+    if not letters or bad:
+        raise ValueError(f"pattern: expected letters G (global), L (local), S (sliding), got {pattern!r}")
+    return torch.tensor([LETTERS[c] for c in letters])
+
+
+@dataclass
+class RolesPanelData:
+    roles: np.ndarray  # (N,)
+    window: int
+    step: int
+    mask: np.ndarray  # (N, N) bool
+    held: np.ndarray  # (N,) bool: in the cache after `step`
+    cache_sizes: np.ndarray  # (N,) entries held after each step
+
+
+def roles_update(pattern: str, window: int, step: int) -> RolesPanelData:
+    roles = parse_roles(pattern)
+    n = len(roles)
+    if not 0 <= step < n:
+        raise ValueError(f"step: expected 0 ≤ step < {n}, got {step}")
+    mask = nats.nats_mask(roles, window)
+    # what the cache holds after each step: keys some later query still sees (one more token appended)
+    extended = nats.nats_mask(torch.cat([roles, torch.tensor([nats.SLIDING])]), window)
+    future = torch.stack([extended[t + 1 :, :n].any(dim=0) & (torch.arange(n) <= t) for t in range(n)])
+    return RolesPanelData(
+        roles=roles.numpy(),
+        window=window,
+        step=step,
+        mask=mask.numpy(),
+        held=future[step].numpy(),
+        cache_sizes=future.sum(dim=1).numpy(),
+    )
+
+
+def roles_figures() -> list[go.Figure]:
+    mask = go.Figure(
+        [go.Heatmap(colorscale=[[0, "white"], [1, "#444"]], zmin=0, zmax=1, showscale=False)],
+        layout={
+            "title": "mask: query i (row) sees key j (column)",
+            "width": 460,
+            "height": 460,
+            "xaxis": {"title": "key j", "side": "top"},
+            "yaxis": {"title": "query i", "autorange": "reversed"},
+        },
+    )
+    cache = go.Figure(
+        [go.Scatter(mode="lines+markers", name="entries held"), go.Bar(name="held after step", opacity=0.6)],
+        layout={
+            "title": "the cache",
+            "width": 460,
+            "height": 460,
+            "xaxis": {"title": "decoding step t / position j"},
+            "yaxis": {"title": "entries held after step t"},
+            "showlegend": False,
+        },
+    )
+    return [mask, cache]
+
+
+def draw_roles(figures, data: RolesPanelData) -> None:
+    mask, cache = figures
+    labels = [f"{j}:{'GLS'[r]}" for j, r in enumerate(data.roles)]
+    mask.data[0].update(z=data.mask.astype(int), x=labels, y=list(range(len(labels))))
+    colours = [ROLE_COLOURS[r] for r in data.roles]
+    cache.data[0].update(x=list(range(len(labels))), y=data.cache_sizes)
+    cache.data[1].update(x=list(range(len(labels))), y=data.held.astype(int), marker={"color": colours})
+    held = int(data.held.sum())
+    cache.layout.title = f"after step {data.step}: {held} entries held (bars: which; red G, blue L, grey S)"
+
+
+def roles_panel(pattern: str = DEFAULT_PATTERN, window: int = 2) -> Panel:
+    """Type roles, move W and the step: the mask and the cache follow."""
+    controls = {
+        "pattern": widgets.Text(value=pattern, description="roles", continuous_update=False),
+        "window": slider("W", window, 0, 8),
+        "step": slider("step t", len(parse_roles(pattern)) // 2, 0, len(parse_roles(pattern)) - 1),
+    }
+    figures = [go.FigureWidget(figure) for figure in roles_figures()]
+    return Panel(controls, figures, roles_update, draw_roles)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Policies on the shipped models
+# ----------------------------------------------------------------------------------------------------
+
+PANEL_SEQUENCES = 64  # held-out sequences decoded per panel update
+
+
+@lru_cache(maxsize=8)
+def shipped_model(sparsity_weight=None, device="auto"):
+    return experiment.load_model(sparsity_weight, device)[0]
+
+
+@dataclass
+class PolicyPanelData:
+    results: list  # DecodeResult for NAtS, sliding window + sink, H2O
+
+
+def policy_update(sparsity_weight: float, window: int, budget: int, device="auto") -> PolicyPanelData:
+    """Decode `PANEL_SEQUENCES` held-out sequences: NAtS (the λ model's roles, eviction with window W)
+    and, on the dense model, StreamingLLM and H2O keeping `budget` entries."""
+    device = resolve_device(device)
+    tokens, answers = experiment.held_out(PANEL_SEQUENCES)
+    tuned = shipped_model(float(sparsity_weight), device)
+    dense = shipped_model(None, device)
+    original = tuned.config.window
+    tuned.config.window = window  # the eviction window is an inference-time choice of the policy
+    try:
+        results = [experiment.evaluate(tuned, "nats", sparsity_weight, tokens, answers)]
+    finally:
+        tuned.config.window = original
+    results += [experiment.evaluate(dense, name, budget, tokens, answers) for name in ("sliding", "h2o")]
+    return PolicyPanelData(results)
+
+
+POLICY_LABELS = {"nats": "NAtS", "sliding": "sliding window + sink", "h2o": "H2O", "full": "full cache"}
+
+
+def policy_figures() -> list[go.Figure]:
+    sizes = go.Figure(
+        [go.Scatter(mode="lines", name=POLICY_LABELS[p]) for p in ("nats", "sliding", "h2o")],
+        layout={
+            "title": "cache size while decoding",
+            "width": 480,
+            "height": 400,
+            "xaxis": {"title": "decoding step"},
+            "yaxis": {"title": "entries held (mean over layers, heads)"},
+        },
+    )
+    accuracy = go.Figure(
+        [go.Bar(x=[POLICY_LABELS[p] for p in ("nats", "sliding", "h2o")])],
+        layout={"title": "answer accuracy", "width": 420, "height": 400, "yaxis": {"range": [0, 1.05]}},
+    )
+    return [sizes, accuracy]
+
+
+def draw_policies(figures, data: PolicyPanelData) -> None:
+    sizes, accuracy = figures
+    for trace, result in zip(sizes.data, data.results, strict=True):
+        trace.update(x=list(range(len(result.sizes_over_steps))), y=result.sizes_over_steps)
+    accuracy.data[0].update(
+        y=[r.accuracy for r in data.results],
+        text=[f"{r.accuracy:.0%} with {r.cache_at_last_query:.1f} entries" for r in data.results],
+    )
+
+
+def policy_panel(sparsities=experiment.SPARSITIES, device="auto", **overrides) -> Panel:
+    """Live panel: λ (a shipped checkpoint), W, the baselines' budget, device."""
+    values = {"sparsity_weight": 2.0, "window": 8, "budget": 16, "device": device, **overrides}
+    controls = {
+        "sparsity_weight": dropdown("λ", values["sparsity_weight"], sparsities),
+        "window": slider("W", values["window"], 0, 16),
+        "budget": slider("budget", values["budget"], 4, 48, 4),
+        "device": dropdown("device", values["device"], device_options()),
+    }
+    figures = [go.FigureWidget(figure) for figure in policy_figures()]
+    return Panel(controls, figures, policy_update, draw_policies)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Static pictures
+# ----------------------------------------------------------------------------------------------------
+
+
+def budget_figure(results: list[dict]) -> go.Figure:
+    """Accuracy against entries held at the last query: baselines as curves over budgets, NAtS per λ."""
+    figure = go.Figure()
+    for policy in ("sliding", "h2o", "nats", "full"):
+        rows = sorted((r for r in results if r["policy"] == policy), key=lambda r: r["cache_at_last_query"])
+        text = [f"λ = {r['setting']:g}" if policy == "nats" else "" for r in rows]
+        figure.add_scatter(
+            x=[r["cache_at_last_query"] for r in rows],
+            y=[r["accuracy"] for r in rows],
+            mode="markers+text" if policy in ("nats", "full") else "lines+markers",
+            text=text,
+            textposition="top center",
+            marker={"size": 12 if policy in ("nats", "full") else 8},
+            name=POLICY_LABELS[policy],
+        )
+    figure.update_layout(
+        title="answer accuracy against KV-cache size",
+        xaxis={"title": "entries the last query sees (of 63)", "type": "log"},
+        yaxis={"title": "answer accuracy", "range": [0, 1.05]},
+        width=700,
+        height=420,
+    )
+    return figure
+
+
+def role_strip_figure(model, tokens: torch.Tensor) -> go.Figure:
+    """The learned role of every token of one sequence, per layer and head (rows), coloured G/L/S."""
+    with torch.no_grad():
+        _, one_hots = model(tokens[None].to(model.head.weight.device), "nats")
+    rows = [one_hot[0].argmax(-1).cpu().numpy() for one_hot in one_hots]  # (H, N) per layer
+    grid = np.concatenate(rows)  # (layers·H, N)
+    names = [f"layer {layer + 1} head {h + 1}" for layer in range(len(rows)) for h in range(rows[0].shape[0])]
+    symbols = [token_name(int(t)) for t in tokens]
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid,
+            x=[f"{j}:{s}" for j, s in enumerate(symbols)],
+            y=names,
+            colorscale=[[0, ROLE_COLOURS[0]], [0.5, ROLE_COLOURS[1]], [1, ROLE_COLOURS[2]]],
+            zmin=0,
+            zmax=2,
+            colorbar={"tickvals": [0, 1, 2], "ticktext": ["global", "local", "sliding"]},
+        )
+    )
+    figure.update_layout(title="learned roles on one held-out sequence", width=1100, height=320)
+    return figure
+
+
+def token_name(token: int) -> str:
+    if token == experiment.BOS:
+        return "BOS"
+    if token == experiment.MARK:
+        return "MARK"
+    if token == experiment.QRY:
+        return "QRY"
+    if token < experiment.FIRST_VALUE:
+        return f"k{token - experiment.FIRST_KEY}"
+    if token < experiment.FIRST_FILLER:
+        return f"v{token - experiment.FIRST_VALUE}"
+    return f"f{token - experiment.FIRST_FILLER}"
+
+
+def training_figure(history) -> go.Figure:
+    """Loss along dense pre-training and NAtS fine-tuning, and the held-out answer accuracy."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "held-out answer accuracy"))
+    offset = 0
+    for phase in ("dense", "nats"):
+        loss = np.asarray(history.loss[phase])
+        figure.add_scatter(x=offset + np.arange(1, len(loss) + 1), y=loss, name=phase, row=1, col=1)
+        figure.add_scatter(
+            x=offset + np.asarray(history.eval_steps[phase]),
+            y=history.accuracy[phase],
+            mode="lines+markers",
+            name=f"{phase} accuracy",
+            row=1,
+            col=2,
+        )
+        offset += len(loss)
+    figure.update_layout(width=900, height=340)
+    return figure
