@@ -228,7 +228,7 @@ class NatsTrainConfig:
     lr 3e-2) with the sparsity weight λ; spec §7's measured setting."""
 
     dense_steps: int = 1000
-    nats_steps: int = 600
+    nats_steps: int = 800
     sparsity_weight: float = 2.0  # λ
     batch_size: int = 32
     dense_lr: float = 3e-3

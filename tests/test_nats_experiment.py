@@ -90,7 +90,7 @@ def test_shipped_nats_beats_the_baselines_at_a_quarter_of_the_cache():
         if r["policy"] in ("sliding", "h2o") and r["cache_at_last_query"] <= best["cache_at_last_query"] + 4:
             assert r["accuracy"] < 0.5
     full = next(r for r in results if r["policy"] == "full")
-    assert full["accuracy"] == 1.0
+    assert full["accuracy"] >= 0.99
 
 
 def test_generation_feeds_back_the_predictions_through_the_same_caches(tiny_models):
