@@ -163,3 +163,18 @@ def test_roles_panel_redraws():
     panel.controls["pattern"].value = "G" + "S" * 23
     assert panel.last_error is None and panel.n_updates == 2
     assert not np.array_equal(before, np.array(panel.figures[0].data[0].z))
+
+
+def test_policy_update_decodes_the_shipped_models():
+    from fastattn_lib import nats_experiment
+    from fastattn_lib.panels import nats as nats_panels
+
+    data = nats_panels.policy_update(2.0, window=8, budget=16, device="cpu")
+    nats_result, sliding, h2o = data.results
+    assert (nats_result.policy, sliding.policy, h2o.policy) == ("nats", "sliding", "h2o")
+    assert nats_result.accuracy == 1.0 and sliding.accuracy < 0.5 and h2o.accuracy < 0.5
+    assert max(sliding.sizes_over_steps) <= 16 and max(h2o.sizes_over_steps) <= 16
+    narrower = nats_panels.policy_update(2.0, window=0, budget=16, device="cpu").results[0]
+    assert narrower.mean_cache < nats_result.mean_cache
+    assert nats_panels.shipped_model(2.0, "cpu").config.window == 8  # the panel's W does not leak
+    assert nats_experiment.SPARSITIES == (0.0, 2.0, 8.0)
