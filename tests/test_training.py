@@ -135,7 +135,8 @@ def test_shipped_results_tables_are_complete_and_consistent():
     ten = match2["runs"][-1]
     assert ten["zero_shot_grid"][7][0] > 10 * ten["distilled_grid"][7][0]  # distillation is what works
     induction = training.load_results("induction")["runs"][0]
-    assert len(induction["distilled_grid"]) == 9 and min(map(min, induction["distilled_grid"])) < 0.1
+    assert len(induction["distilled_grid"]) == 9 and all(len(row) == 4 for row in induction["zero_shot_grid"])
+    assert induction["softmax_error"] < 0.01  # the surrogate solves induction heads; ANNA does not yet
     for name in ("match2_beta0.1.pt", "match2_beta1.pt", "match2_beta10.pt", "induction_beta10.pt"):
         assert data.verified_path(name).stat().st_size < 2_000_000
 

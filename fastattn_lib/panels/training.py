@@ -265,10 +265,10 @@ def figure1_match2(record: dict, which: str = "distilled_grid") -> go.Figure:
     return figure
 
 
-def figure1_induction(record: dict) -> go.Figure:
+def figure1_induction(record: dict, which: str = "distilled_grid") -> go.Figure:
     """The paper's Figure 1 (right): induction-heads error over (ℓ₁, ℓ₂) at the best z."""
     grid = training.GRIDS["induction"]
-    errors = np.asarray(record["distilled_grid"])  # (ℓ₁·ℓ₂ pairs, z)
+    errors = np.asarray(record[which])  # (ℓ₁·ℓ₂ pairs, z)
     firsts = sorted({pair[0] for pair in grid["n_tables"]})
     seconds = sorted({pair[1] for pair in grid["n_tables"]})
     best = errors.min(axis=1).reshape(len(firsts), len(seconds))
@@ -286,7 +286,8 @@ def figure1_induction(record: dict) -> go.Figure:
         )
     )
     figure.update_layout(
-        title="induction heads: two-layer ANNA error at the best z",
+        title=f"induction heads, {'distilled' if which == 'distilled_grid' else 'zero-shot'}: "
+        "two-layer ANNA error at the best z",
         xaxis_title="ℓ₂ (layer 2)",
         yaxis_title="ℓ₁ (layer 1)",
         width=620,
