@@ -92,11 +92,15 @@ def roles_figures() -> list[go.Figure]:
 
 def draw_roles(figures, data: RolesPanelData) -> None:
     mask, cache = figures
+    # Plain lists: numpy int64 arrays travel to the browser as typed arrays plotly.js cannot read, and the
+    # plot silently stops updating there while Python sees no error.
     labels = [f"{j}:{'GLS'[r]}" for j, r in enumerate(data.roles)]
-    mask.data[0].update(z=data.mask.astype(int), x=labels, y=list(range(len(labels))))
+    mask.data[0].update(z=data.mask.astype(float).tolist(), x=labels, y=list(range(len(labels))))
     colours = [ROLE_COLOURS[r] for r in data.roles]
-    cache.data[0].update(x=list(range(len(labels))), y=data.cache_sizes)
-    cache.data[1].update(x=list(range(len(labels))), y=data.held.astype(int), marker={"color": colours})
+    cache.data[0].update(x=list(range(len(labels))), y=data.cache_sizes.tolist())
+    cache.data[1].update(
+        x=list(range(len(labels))), y=data.held.astype(float).tolist(), marker={"color": colours}
+    )
     held = int(data.held.sum())
     cache.layout.title = f"after step {data.step}: {held} entries held (bars: which; red G, blue L, grey S)"
 
