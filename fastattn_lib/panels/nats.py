@@ -92,8 +92,7 @@ def roles_figures() -> list[go.Figure]:
 
 def draw_roles(figures, data: RolesPanelData) -> None:
     mask, cache = figures
-    # Plain lists: numpy int64 arrays travel to the browser as typed arrays plotly.js cannot read, and the
-    # plot silently stops updating there while Python sees no error.
+    # Plain float lists rather than numpy int64 arrays, which the widget would have to ship as typed arrays.
     labels = [f"{j}:{'GLS'[r]}" for j, r in enumerate(data.roles)]
     mask.data[0].update(z=data.mask.astype(float).tolist(), x=labels, y=list(range(len(labels))))
     colours = [ROLE_COLOURS[r] for r in data.roles]

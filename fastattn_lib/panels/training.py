@@ -134,7 +134,7 @@ def draw_distilled(figures, data: DistilledPanelData) -> None:
     rows, cols = np.nonzero(data.partners)
     for figure, weights in ((soft_map, data.softmax_weights), (anna_map, data.anna_weights)):
         figure.data[0].z = weights
-        figure.data[1].update(x=cols.tolist(), y=rows.tolist())  # lists: int64 arrays do not reach plotly.js
+        figure.data[1].update(x=cols.tolist(), y=rows.tolist())  # plain lists, not int64 arrays
     soft_map.layout.title = f"softmax surrogate, β = {data.beta:g}: test error {data.softmax_error:.1%}"
     wrong = int((data.predictions != data.labels).sum())
     anna_map.layout.title = (
