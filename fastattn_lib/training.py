@@ -176,7 +176,7 @@ def build_model(task: str, beta: float, seed: int = 0, device="auto") -> TinyTra
 def _run_phase(model, phase, config, train_data, test_data, history, device, progress, steps, lr, attention):
     """Adam on the cross-entropy for `steps` steps; `attention(step)` sets the model's attention first."""
     x_train, y_train = train_data
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    parameters = list(model.parameters())
     optimizer = torch.optim.Adam(parameters, lr=lr)
     order = cpu_generator(config.seed, f"batches-{phase}")
     started = time.perf_counter()
@@ -293,13 +293,14 @@ def save_checkpoint(result: TrainResult, path: Path) -> None:
 
 
 def load_checkpoint(path: Path, stage: str = "distilled", device="auto") -> tuple[TinyTransformer, dict]:
-    """The model of one stage (in softmax mode, eval) and the checkpoint's metadata (configs, history)."""
+    """The model of one stage (in softmax mode, eval) and the rest of the checkpoint: configs, history
+    and the other stage's weights."""
     if stage not in STAGES:
         raise ValueError(f"stage: expected one of {STAGES}, got {stage!r}")
     contents = torch.load(path, map_location="cpu", weights_only=True)
     model = TinyTransformer(ModelConfig(**contents["model_config"]))
     model.load_state_dict(contents[stage])
-    metadata = {k: v for k, v in contents.items() if k not in STAGES}
+    metadata = {k: v for k, v in contents.items() if k != stage}
     return model.eval().to(resolve_device(device)), metadata
 
 
@@ -320,10 +321,8 @@ def load_run(task: str, beta: float = 10.0, device="auto", data_dir: Path = data
     """A shipped checkpoint as the `TrainResult` that `train` would have returned."""
     path = data.verified_path(checkpoint_name(task, beta), data_dir)
     model, metadata = load_checkpoint(path, "distilled", device)
-    surrogate_state = torch.load(path, map_location="cpu", weights_only=True)["surrogate"]
-    surrogate_state = {
-        name: tensor.to(model.classifier.weight.device) for name, tensor in surrogate_state.items()
-    }
+    device = model.classifier.weight.device
+    surrogate_state = {name: tensor.to(device) for name, tensor in metadata["surrogate"].items()}
     return TrainResult(
         model, surrogate_state, History(**metadata["history"]), TrainConfig(**metadata["train_config"])
     )
