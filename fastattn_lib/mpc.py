@@ -1,0 +1,635 @@
+"""Massively parallel computation (MPC), and why ANNA and MPC can simulate each other.
+
+The model (Karloff et al. 2010; the "(γ, δ)-MPC" of Sanford, Hsu and Telgarsky 2024):
+q machines, each with a local memory of s words. Computation runs in synchronous rounds. In a round every
+machine applies a local function to its memory, keeps some words and sends the others as messages, each
+addressed to a machine; what arrives is in memory at the start of the next round. No machine may hold,
+send or receive more than s words in a round. The cost of a protocol is its number of rounds.
+
+This module holds, top to bottom:
+
+* the model: `Message`, `Protocol` (what a protocol writes: an initial memory, a local function, an output),
+  `simulate` (the in-process simulator that enforces the limits and records every round) and `DaskBackend`
+  (the same protocol on a `dask.distributed` cluster, machines as partitions, a round as a shuffle);
+* protocols: `TreeAggregation` (a global sum/max in ⌈log_s N⌉ − 1 rounds, or a prefix scan in twice that),
+  `KHopProtocol` (find by a prefix-max scan, then pointer doubling: O(log k) rounds) and `Match2Protocol`
+  (two rounds through value directories);
+* ANNA built from exact matches: `ExactMatchCodes` (a code vector per symbol and LSH tables under which no
+  two different codes ever share a bucket, so ANNA computes exact-match attention for every input);
+* Theorem A (ANNA simulates MPC): `MPCTransformer`, one ANNA layer per round, whose attention routes every
+  message to its (machine, slot) and whose MLP is the local function;
+* Theorem C constructions: `build_khop_transformer` (k-hop in ⌊log₂ k⌋ + 3 layers or fewer, exact) and
+  `build_match2_transformer` (one layer);
+* Theorem B (MPC simulates ANNA): `anna_layer_mpc_cost` against `softmax_layer_mpc_cost`, counted;
+* the Reformer separation: `reformer_receptive_field`, measured on `attention.chunked_bucket_attention`.
+
+Words are Python numbers. A memory is a list of exactly s slots, `None` marking an empty one. Messages are
+addressed to a slot of the receiver's memory, so where every word lands is part of the protocol, as it must
+be for an attention layer to route it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from .attention import anna_attention, chunked_bucket_attention
+from .checks import check_count
+from .device import cpu_generator
+from .lsh import LSHTables
+
+# ----------------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------------
+
+
+class Message(NamedTuple):
+    """One word sent to slot `slot` of machine `dest`'s memory."""
+
+    dest: int
+    slot: int
+    word: float
+
+
+class MPCLimitError(ValueError):
+    """A machine would hold, send or receive more than s words in a round, or misaddressed a message."""
+
+
+def empty_memory(memory: int) -> list:
+    return [None] * memory
+
+
+def words(memory: Sequence) -> int:
+    """Words a memory holds: its slots that are not None."""
+    return sum(word is not None for word in memory)
+
+
+class Protocol:
+    """What an MPC protocol defines. Subclasses set `n_machines`, `memory` (s) and `n_rounds` (fixed in
+    advance: every protocol here is oblivious, its round count depends on sizes only) and implement:
+
+    * `initial_memory(machine)`: the input words the machine starts with (a list of s slots);
+    * `local(round, machine, memory)` → `(kept, messages)`: the local function. `kept` (s slots) stays in
+      memory; each `Message(dest, slot, word)` arrives in the destination's slot `slot` for the next round;
+    * `output(memories)`: the result, read from the machines' final memories.
+    """
+
+    n_machines: int
+    memory: int
+    n_rounds: int
+
+    def initial_memory(self, machine: int) -> list:
+        raise NotImplementedError
+
+    def local(self, round: int, machine: int, memory: list) -> tuple[list, list[Message]]:
+        raise NotImplementedError
+
+    def output(self, memories: list[list]) -> Any:
+        raise NotImplementedError
+
+
+@dataclass
+class RoundStats:
+    """Traffic of one round: words sent and received by every machine."""
+
+    round: int
+    sent: list[int]
+    received: list[int]
+
+    @property
+    def max_sent(self) -> int:
+        return max(self.sent, default=0)
+
+    @property
+    def max_received(self) -> int:
+        return max(self.received, default=0)
+
+    @property
+    def mean_sent(self) -> float:
+        return sum(self.sent) / max(1, len(self.sent))
+
+    @property
+    def mean_received(self) -> float:
+        return sum(self.received) / max(1, len(self.received))
+
+    @property
+    def active(self) -> int:
+        """Machines that sent or received at least one word."""
+        return sum(1 for s, r in zip(self.sent, self.received, strict=True) if s or r)
+
+
+@dataclass
+class MPCRun:
+    """The result of running a protocol: its output, final memories, and per-round traffic.
+
+    `history[r]` is every machine's memory at the start of round r (history[0] = the input), kept when the
+    run was asked to record it."""
+
+    output: Any
+    memories: list[list]
+    rounds: list[RoundStats]
+    history: list[list[list]] = field(default_factory=list)
+
+    @property
+    def n_rounds(self) -> int:
+        return len(self.rounds)
+
+
+def _check_protocol(protocol: Protocol) -> None:
+    check_count("protocol.n_machines", protocol.n_machines)
+    check_count("protocol.memory", protocol.memory, minimum=2)
+    check_count("protocol.n_rounds", protocol.n_rounds, minimum=0)
+
+
+def _checked_memory(round: int, machine: int, memory: list, s: int, what: str) -> list:
+    """The s-slot memory a machine holds; more than s words is the model's limit, not a truncation."""
+    held = words(memory)
+    if held > s or len(memory) > s and any(word is not None for word in memory[s:]):
+        raise MPCLimitError(
+            f"machine {machine} would hold {held} words in round {round} ({what}); its memory is s = {s}"
+        )
+    return list(memory[:s]) + [None] * (s - len(memory))
+
+
+def _check_outbox(round: int, machine: int, messages: list[Message], protocol: Protocol) -> None:
+    """The sender's side of a round: at most s words, each to an existing machine and slot."""
+    s = protocol.memory
+    if len(messages) > s:
+        raise MPCLimitError(
+            f"machine {machine} would send {len(messages)} words in round {round}; its memory is s = {s}"
+        )
+    for message in messages:
+        if not 0 <= message.dest < protocol.n_machines:
+            raise MPCLimitError(
+                f"machine {machine}, round {round}: message to machine {message.dest}, but machines are "
+                f"0..{protocol.n_machines - 1}"
+            )
+        if not 0 <= message.slot < s:
+            raise MPCLimitError(
+                f"machine {machine}, round {round}: message to slot {message.slot} of machine "
+                f"{message.dest}, but slots are 0..{s - 1}"
+            )
+
+
+def _receive(round: int, machine: int, kept: list, incoming: list[tuple[int, Message]], s: int) -> list:
+    """The receiver's side: at most s words, each into a slot that is empty and wanted by nobody else."""
+    if len(incoming) > s:
+        raise MPCLimitError(
+            f"machine {machine} would receive {len(incoming)} words in round {round}; its memory is s = {s}"
+        )
+    memory, writer = list(kept), {}
+    for sender, message in sorted(incoming, key=lambda item: item[0]):
+        if message.slot in writer:
+            raise MPCLimitError(
+                f"machine {machine}, round {round}: slot {message.slot} is written by machines "
+                f"{writer[message.slot]} and {sender}"
+            )
+        if memory[message.slot] is not None:
+            raise MPCLimitError(
+                f"machine {machine}, round {round}: machine {sender} writes slot {message.slot}, which "
+                f"machine {machine} still holds"
+            )
+        writer[message.slot] = sender
+        memory[message.slot] = message.word
+    return _checked_memory(round, machine, memory, s, "after receiving")
+
+
+def _local_step(protocol: Protocol, round: int, machine: int, memory: list) -> tuple[list, list[Message]]:
+    kept, messages = protocol.local(round, machine, memory)
+    kept = _checked_memory(round, machine, kept, protocol.memory, "kept by its local function")
+    messages = [Message(*message) for message in messages]
+    _check_outbox(round, machine, messages, protocol)
+    return kept, messages
+
+
+def _initial_memories(protocol: Protocol) -> list[list]:
+    return [
+        _checked_memory(0, machine, protocol.initial_memory(machine), protocol.memory, "its input")
+        for machine in range(protocol.n_machines)
+    ]
+
+
+def simulate(protocol: Protocol, record: bool = False) -> MPCRun:
+    """Run `protocol` round by round in this process, enforcing the model's limits.
+
+    Raises `MPCLimitError` naming the machine, the round and the amount as soon as a machine would hold,
+    send or receive more than s words (nothing is ever truncated), or writes an occupied slot.
+    """
+    _check_protocol(protocol)
+    memories, rounds, history = _initial_memories(protocol), [], []
+    for round in range(protocol.n_rounds):
+        if record:
+            history.append([list(memory) for memory in memories])
+        steps = [_local_step(protocol, round, m, memory) for m, memory in enumerate(memories)]
+        inboxes: list[list[tuple[int, Message]]] = [[] for _ in range(protocol.n_machines)]
+        for sender, (_, messages) in enumerate(steps):
+            for message in messages:
+                inboxes[message.dest].append((sender, message))
+        memories = [
+            _receive(round, m, kept, inboxes[m], protocol.memory) for m, (kept, _) in enumerate(steps)
+        ]
+        rounds.append(RoundStats(round, [len(msgs) for _, msgs in steps], [len(inbox) for inbox in inboxes]))
+    if record:
+        history.append([list(memory) for memory in memories])
+    return MPCRun(protocol.output(memories), memories, rounds, history)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A real distributed backend: dask.distributed
+# ----------------------------------------------------------------------------------------------------
+
+
+def _dask_local(item, protocol, round):
+    """Machine-side half of a round on a Dask worker: run the local function and check the outbox."""
+    machine, memory = item
+    kept, messages = _local_step(protocol, round, machine, memory)
+    return machine, kept, messages
+
+
+def _dask_deliveries(stepped):
+    """Everything addressed to a machine, keyed by that machine: its own kept words and its messages."""
+    machine, kept, messages = stepped
+    yield machine, ("kept", kept, len(messages))
+    for message in messages:
+        yield message.dest, ("message", machine, message)
+
+
+def _dask_receive(group, protocol, round):
+    """Receiver-side half of a round, after the shuffle: one machine's new memory and its traffic."""
+    machine, parcels = group
+    kept, sent, incoming = None, 0, []
+    for parcel in parcels:
+        if parcel[0] == "kept":
+            _, kept, sent = parcel
+        else:
+            incoming.append((parcel[1], parcel[2]))
+    memory = _receive(round, machine, kept, incoming, protocol.memory)
+    return machine, memory, sent, len(incoming)
+
+
+class DaskBackend:
+    """Run protocols on a `dask.distributed` cluster: machines are the items of a Dask bag split into
+    partitions, a round is a map (the local functions, on the workers) followed by a shuffle (a groupby on
+    the destination), and the round barrier is the `persist` that waits for it.
+
+    `address`: a scheduler address for a real cluster; without it a `LocalCluster` is started (threads in
+    this process when `processes=False`). Outputs and round counts equal `simulate`'s, and the same limit
+    checks run on the workers. Use as a context manager, or call `close()`.
+    """
+
+    def __init__(self, address: str | None = None, n_workers: int = 2, processes: bool = True):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as err:
+            raise ImportError(
+                "DaskBackend needs dask.distributed: pip install 'fastattn[mpc]' (or 'dask[distributed]')"
+            ) from err
+        self._cluster = None
+        if address is None:
+            self._cluster = LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=None
+            )
+            address = self._cluster.scheduler_address
+        self.client = Client(address)
+        self.n_partitions = max(1, n_workers)
+
+    def run(self, protocol: Protocol, record: bool = False) -> MPCRun:
+        import dask.bag as db
+
+        _check_protocol(protocol)
+        memories = _initial_memories(protocol)
+        state = db.from_sequence(list(enumerate(memories)), npartitions=self.n_partitions)
+        rounds, history = [], []
+        for round in range(protocol.n_rounds):
+            if record:
+                history.append([list(memory) for memory in memories])
+            stepped = state.map(_dask_local, protocol, round)
+            shuffled = stepped.map(_dask_deliveries).flatten().groupby(lambda item: item[0], shuffle="tasks")
+            received = shuffled.map(lambda group: (group[0], [parcel for _, parcel in group[1]])).map(
+                _dask_receive, protocol, round
+            )
+            result = sorted(received.compute(), key=lambda item: item[0])
+            memories = [memory for _, memory, _, _ in result]
+            rounds.append(RoundStats(round, [sent for *_, sent, _ in result], [got for *_, got in result]))
+            state = db.from_sequence(list(enumerate(memories)), npartitions=self.n_partitions)
+        if record:
+            history.append([list(memory) for memory in memories])
+        return MPCRun(protocol.output(memories), memories, rounds, history)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self) -> DaskBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Protocols
+# ----------------------------------------------------------------------------------------------------
+
+OPS = {"sum": (lambda a, b: a + b, 0), "max": (max, -math.inf)}
+
+
+def _combine(op: str, records: list[tuple]) -> tuple:
+    """Component-wise op over a non-empty list of records of one width."""
+    fn, identity = OPS[op]
+    out = None
+    for record in records:
+        out = record if out is None else tuple(fn(a, b) for a, b in zip(out, record, strict=True))
+    return out
+
+
+class TreeAggregation(Protocol):
+    """Reduce N records of `width` words with `op` ("sum" or "max") up a tree of fan-in f, or, with
+    `scan=True`, also hand every element the exclusive prefix op(records before it) back down.
+
+    Leaves (machines 0..L−1) hold `block` records each; every tree level is a fresh set of machines.
+    Up-sweep round t: each level-t node sends the op of what it holds to slot (child index · width) of its
+    parent. A reduce ends at the root after H = ⌈log_f L⌉ rounds; with width 1 and full leaves
+    (block = f = s) that is ⌈log_s N⌉ − 1 rounds: the leaves already hold s words each. A scan adds H
+    down-sweep rounds: a node sends child c the op of its own offset and of the totals of children 0..c−1,
+    which leaves room for one more record per node, so f = block = s/width − 1 there.
+    """
+
+    def __init__(self, values, memory: int, op: str = "sum", scan: bool = False, block: int | None = None):
+        check_count("memory", memory, minimum=2)
+        if op not in OPS:
+            raise ValueError(f"op: expected one of {sorted(OPS)}, got {op!r}")
+        records = [tuple(v) if isinstance(v, (tuple, list)) else (v,) for v in values]
+        if not records or len({len(r) for r in records}) != 1:
+            raise ValueError("values: expected a non-empty list of numbers or of equal-length tuples")
+        self.records, self.width, self.op, self.scan, self.memory = records, len(records[0]), op, scan, memory
+        per_node = memory // self.width - (1 if scan else 0)  # records a node holds (one left for the offset)
+        if per_node < 2:
+            need = (3 if scan else 2) * self.width
+            raise ValueError(
+                f"memory: a {'scan' if scan else 'reduce'} of width {self.width} needs s >= {need}"
+            )
+        self.fan_in = per_node
+        self.block = per_node if block is None else block
+        if not 1 <= self.block <= per_node:
+            raise ValueError(f"block: expected 1..{per_node} records per leaf, got {block!r}")
+        self.level_sizes = [math.ceil(len(records) / self.block)]
+        while self.level_sizes[-1] > 1:
+            self.level_sizes.append(math.ceil(self.level_sizes[-1] / self.fan_in))
+        self.level_starts = [sum(self.level_sizes[:t]) for t in range(len(self.level_sizes))]
+        self.height = len(self.level_sizes) - 1
+        self.n_machines = sum(self.level_sizes)
+        self.n_rounds = self.height * (2 if scan else 1)
+
+    def _where(self, machine: int) -> tuple[int, int]:
+        """(level, index within the level) of a machine."""
+        for level in reversed(range(len(self.level_sizes))):
+            if machine >= self.level_starts[level]:
+                return level, machine - self.level_starts[level]
+        raise AssertionError(machine)
+
+    def _offset_slot(self, level: int) -> int:
+        return (self.block if level == 0 else self.fan_in) * self.width
+
+    def _held_records(self, level: int, memory: list) -> list[tuple]:
+        count = self.block if level == 0 else self.fan_in
+        w = self.width
+        return [tuple(memory[i * w : (i + 1) * w]) for i in range(count) if memory[i * w] is not None]
+
+    def initial_memory(self, machine: int) -> list:
+        level, index = self._where(machine)
+        memory = empty_memory(self.memory)
+        if level == 0:
+            for e, record in enumerate(self.records[index * self.block : (index + 1) * self.block]):
+                memory[e * self.width : (e + 1) * self.width] = record
+        return memory
+
+    def local(self, round: int, machine: int, memory: list) -> tuple[list, list[Message]]:
+        level, index = self._where(machine)
+        w, messages = self.width, []
+        if round < self.height and level == round:  # up-sweep: send my total to my parent
+            parent = self.level_starts[level + 1] + index // self.fan_in
+            total = _combine(self.op, self._held_records(level, memory))
+            first = (index % self.fan_in) * w
+            messages = [Message(parent, first + c, total[c]) for c in range(w)]
+        elif round >= self.height and level == 2 * self.height - round:  # down-sweep: offsets to children
+            offset = self._offset(level, memory)
+            children = self._held_records(level, memory)
+            for c in range(len(children)):
+                child = self.level_starts[level - 1] + index * self.fan_in + c
+                prefix = _combine(self.op, [offset, *children[:c]])
+                start = self._offset_slot(level - 1)
+                messages += [Message(child, start + i, prefix[i]) for i in range(w)]
+        return memory, messages
+
+    def _offset(self, level: int, memory: list) -> tuple:
+        start = self._offset_slot(level)
+        if level == self.height or memory[start] is None:  # the root's offset is the identity
+            return (OPS[self.op][1],) * self.width
+        return tuple(memory[start : start + self.width])
+
+    def leaf_prefixes(self, leaf: int, memory: list) -> list[tuple]:
+        """Exclusive prefixes of a leaf's records, once the down-sweep has delivered the leaf's offset."""
+        records = self._held_records(0, memory)
+        offset = self._offset(0, memory)
+        return [_combine(self.op, [offset, *records[:e]]) for e in range(len(records))]
+
+    def output(self, memories: list[list]):
+        """The reduction (a number for width 1, else a tuple), or with `scan` the list of exclusive
+        prefixes of every element."""
+        if self.scan:
+            prefixes = [
+                p for leaf in range(self.level_sizes[0]) for p in self.leaf_prefixes(leaf, memories[leaf])
+            ]
+            return [p[0] if self.width == 1 else p for p in prefixes]
+        root = self.level_starts[-1]
+        total = _combine(self.op, self._held_records(self.height, memories[root]))
+        return total[0] if self.width == 1 else total
+
+
+def global_sum(values, memory: int) -> TreeAggregation:
+    """The aggregation tree: Σ values on machine `n_machines − 1` after ⌈log_s N⌉ − 1 rounds."""
+    return TreeAggregation(values, memory, "sum")
+
+
+def prefix_sums(values, memory: int) -> TreeAggregation:
+    """Exclusive prefix sums by an up-sweep and a down-sweep of the aggregation tree."""
+    return TreeAggregation(values, memory, "sum", scan=True)
+
+
+class KHopProtocol(Protocol):
+    """k-hop induction heads in MPC: hop_k(x)_i = x[find^k(i)], or `alphabet` ("none").
+
+    1. find by a scan: element j contributes the record r_j with r_j[a] = j if x_j = a, else −1; the
+       exclusive prefix max at i, read at a = x_i, is the last earlier copy of x_i, so find(i) = that + 1.
+       (2·⌈log_f L⌉ rounds, `TreeAggregation` with `scan=True`, f = s/alphabet − 1.)
+    2. pointer doubling, 2 rounds per bit of k: every element holds p = find^(2^r) and a = find^(bits so
+       far)(i). It asks the element at p for its p, and, when bit r of k is set, the element at a for its
+       p; the answers give p ← p∘p and a ← p∘a. find is injective where defined (two positions cannot
+       share the same latest earlier copy), so every element gets at most one question of each kind.
+    3. one request and reply for x at a.
+    Rounds: 2·⌈log_f L⌉ + 2·bit_length(k) + 2, that is O(log k) once find is known.
+    """
+
+    FIELDS = 7  # per element: x, p, a, question for p, question for a, answer for p, answer for a
+
+    def __init__(self, x, hops: int, alphabet: int, memory: int = 32):
+        check_count("hops", hops)
+        check_count("alphabet", alphabet, minimum=2)
+        self.x = [int(v) for v in x]
+        if not self.x or not all(0 <= v < alphabet for v in self.x):
+            raise ValueError(f"x: expected a non-empty sequence of symbols in 0..{alphabet - 1}")
+        self.hops, self.alphabet, self.memory = hops, alphabet, memory
+        self.block = min(memory // self.FIELDS, memory // alphabet - 1)
+        if self.block < 1:
+            raise ValueError(
+                f"memory: k-hop with alphabet {alphabet} needs s >= {max(self.FIELDS, 2 * alphabet)}"
+            )
+        records = [tuple(j if v == a else -1 for a in range(alphabet)) for j, v in enumerate(self.x)]
+        self.scan = TreeAggregation(records, memory, "max", scan=True, block=self.block)
+        self.n_machines = self.scan.n_machines
+        self.n_leaves = self.scan.level_sizes[0]
+        self.bits = [int(b) for b in reversed(bin(hops)[2:])]  # b_0 (lowest) first
+        self.start = self.scan.n_rounds  # first round of pointer doubling
+        self.n_rounds = self.start + 2 * len(self.bits) + 2
+
+    def initial_memory(self, machine: int) -> list:
+        return self.scan.initial_memory(machine)
+
+    def _owner(self, position: int) -> tuple[int, int]:
+        """(leaf machine, base slot) of an element."""
+        return position // self.block, (position % self.block) * self.FIELDS
+
+    def local(self, round: int, machine: int, memory: list) -> tuple[list, list[Message]]:
+        if round < self.start:
+            return self.scan.local(round, machine, memory)
+        if machine >= self.n_leaves:  # tree nodes are done once find is known
+            return empty_memory(self.memory), []
+        if round == self.start:
+            memory = self._find_layout(machine, memory)
+        phase, asking = divmod(round - self.start, 2)
+        kept, messages = list(memory), []
+        for e in range(self._count(machine)):
+            base, me = e * self.FIELDS, machine * self.block + e
+            x, p, a, ask_p, ask_a, got_p, got_a = kept[base : base + self.FIELDS]
+            if asking == 0:
+                if phase > 0:  # apply the answers of the previous step
+                    if got_p is not None:
+                        p = got_p
+                    if got_a is not None:
+                        a = got_a
+                got_p = got_a = None
+                if phase < len(self.bits):
+                    if phase < len(self.bits) - 1 and p >= 0:  # p ← p∘p is needed by a later bit
+                        dest, slot = self._owner(p)
+                        messages.append(Message(dest, slot + 3, me))
+                    if self.bits[phase] and a >= 0:
+                        dest, slot = self._owner(a)
+                        messages.append(Message(dest, slot + 4, me))
+                elif a >= 0:  # the last step: ask for the symbol at a
+                    dest, slot = self._owner(a)
+                    messages.append(Message(dest, slot + 4, me))
+            else:
+                final = phase == len(self.bits)
+                if ask_p is not None:
+                    dest, slot = self._owner(int(ask_p))
+                    messages.append(Message(dest, slot + 5, p))
+                if ask_a is not None:
+                    dest, slot = self._owner(int(ask_a))
+                    messages.append(Message(dest, slot + 6, x if final else p))
+                ask_p = ask_a = None
+            kept[base : base + self.FIELDS] = [x, p, a, ask_p, ask_a, got_p, got_a]
+        return kept, messages
+
+    def _count(self, leaf: int) -> int:
+        return len(self.x[leaf * self.block : (leaf + 1) * self.block])
+
+    def _find_layout(self, leaf: int, memory: list) -> list:
+        """Local step after the scan: turn the prefix maxima into find and lay out the doubling fields."""
+        prefixes = self.scan.leaf_prefixes(leaf, memory)
+        out = empty_memory(self.memory)
+        for e, prefix in enumerate(prefixes):
+            me = leaf * self.block + e
+            x = self.x[me]
+            before = prefix[x]
+            p = int(before) + 1 if before >= 0 else -1
+            # bit 0 is applied by the first question; a starts at the element itself
+            out[e * self.FIELDS : (e + 1) * self.FIELDS] = [x, p, me, None, None, None, None]
+        return out
+
+    def output(self, memories: list[list]) -> list[int]:
+        labels = []
+        for leaf in range(self.n_leaves):
+            for e in range(self._count(leaf)):
+                x, p, a, _, _, _, got = memories[leaf][e * self.FIELDS : (e + 1) * self.FIELDS]
+                labels.append(int(got) if a >= 0 and got is not None else self.alphabet)
+        return labels
+
+
+class Match2Protocol(Protocol):
+    """Match2 in two rounds: y_i = 1 iff some x_j (j = i allowed) has x_i + x_j ≡ 0 (mod M).
+
+    Leaves hold b = s/2 elements. Directory machine D_v (one per value v) learns in round 0 whether v occurs
+    (a word from each leaf holding it) and who needs to know (a question from each leaf holding −v mod M,
+    carrying the slot it wants the answer in); in round 1 it answers. Each directory hears from at most
+    every leaf twice, so this needs 2·⌈N/b⌉ ≤ s; a larger N would put a tree under each directory.
+    """
+
+    def __init__(self, x, modulus: int, memory: int):
+        check_count("modulus", modulus, minimum=2)
+        check_count("memory", memory, minimum=2)
+        self.x = [int(v) for v in x]
+        if not self.x or not all(0 <= v < modulus for v in self.x):
+            raise ValueError(f"x: expected a non-empty sequence of values in 0..{modulus - 1}")
+        self.modulus, self.memory, self.block = modulus, memory, memory // 2
+        self.n_leaves = math.ceil(len(self.x) / self.block)
+        if 2 * self.n_leaves > memory:
+            raise ValueError(
+                f"memory: Match2 on N = {len(self.x)} in two rounds needs 2·⌈N/(s/2)⌉ <= s, "
+                f"that is s >= {math.ceil(2 * math.sqrt(len(self.x)))} or so; got s = {memory}"
+            )
+        self.n_machines = self.n_leaves + modulus
+        self.n_rounds = 2
+
+    def _elements(self, leaf: int) -> list[int]:
+        return self.x[leaf * self.block : (leaf + 1) * self.block]
+
+    def _wanted(self, leaf: int) -> list[int]:
+        return sorted({(-v) % self.modulus for v in self._elements(leaf)})
+
+    def initial_memory(self, machine: int) -> list:
+        memory = empty_memory(self.memory)
+        if machine < self.n_leaves:
+            values = self._elements(machine)
+            memory[: len(values)] = values
+        return memory
+
+    def local(self, round: int, machine: int, memory: list) -> tuple[list, list[Message]]:
+        messages = []
+        if machine < self.n_leaves and round == 0:
+            directory = self.n_leaves
+            for v in sorted(set(self._elements(machine))):
+                messages.append(Message(directory + v, machine, 1))
+            for i, w in enumerate(self._wanted(machine)):
+                messages.append(Message(directory + w, self.n_leaves + machine, self.block + i))
+        elif machine >= self.n_leaves and round == 1:
+            present = int(any(word is not None for word in memory[: self.n_leaves]))
+            for leaf in range(self.n_leaves):
+                answer_slot = memory[self.n_leaves + leaf]
+                if answer_slot is not None:
+                    messages.append(Message(leaf, int(answer_slot), present))
+            memory = empty_memory(self.memory)
+        return memory, messages
+
+    def output(self, memories: list[list]) -> list[int]:
+        labels = []
+        for leaf in range(self.n_leaves):
+            slot = {w: self.block + i for i, w in enumerate(self._wanted(leaf))}
+            labels += [int(memories[leaf][slot[(-v) % self.modulus]]) for v in self._elements(leaf)]
+        return labels
