@@ -419,26 +419,29 @@ class TreeAggregation(Protocol):
             first = (index % self.fan_in) * w
             messages = [Message(parent, first + c, total[c]) for c in range(w)]
         elif round >= self.height and level == 2 * self.height - round:  # down-sweep: offsets to children
-            offset = self._offset(level, memory)
-            children = self._held_records(level, memory)
-            for c in range(len(children)):
+            before = self._offset(level, memory)
+            start = self._offset_slot(level - 1)
+            for c, child_total in enumerate(self._held_records(level, memory)):
                 child = self.level_starts[level - 1] + index * self.fan_in + c
-                prefix = _combine(self.op, [offset, *children[:c]])
-                start = self._offset_slot(level - 1)
-                messages += [Message(child, start + i, prefix[i]) for i in range(w)]
+                if before:  # nothing comes before the very first child: it keeps an empty offset
+                    prefix = _combine(self.op, before)
+                    messages += [Message(child, start + i, prefix[i]) for i in range(w)]
+                before = [*before, child_total]
         return memory, messages
 
-    def _offset(self, level: int, memory: list) -> tuple:
+    def _offset(self, level: int, memory: list) -> list[tuple]:
+        """[the op of everything before this node's records], or [] when nothing is (an empty slot)."""
         start = self._offset_slot(level)
-        if level == self.height or memory[start] is None:  # the root's offset is the identity
-            return (OPS[self.op][1],) * self.width
-        return tuple(memory[start : start + self.width])
+        if level == self.height or memory[start] is None:
+            return []
+        return [tuple(memory[start : start + self.width])]
 
     def leaf_prefixes(self, leaf: int, memory: list) -> list[tuple]:
-        """Exclusive prefixes of a leaf's records, once the down-sweep has delivered the leaf's offset."""
-        records = self._held_records(0, memory)
-        offset = self._offset(0, memory)
-        return [_combine(self.op, [offset, *records[:e]]) for e in range(len(records))]
+        """Exclusive prefixes of a leaf's records, once the down-sweep has delivered the leaf's offset;
+        the op's identity (0 for a sum, −inf for a max) where nothing comes before."""
+        records, before = self._held_records(0, memory), self._offset(0, memory)
+        identity = (OPS[self.op][1],) * self.width
+        return [_combine(self.op, [*before, *records[:e]]) or identity for e in range(len(records))]
 
     def output(self, memories: list[list]):
         """The reduction (a number for width 1, else a tuple), or with `scan` the list of exclusive
@@ -633,3 +636,375 @@ class Match2Protocol(Protocol):
             slot = {w: self.block + i for i, w in enumerate(self._wanted(leaf))}
             labels += [int(memories[leaf][slot[(-v) % self.modulus]]) for v in self._elements(leaf)]
         return labels
+
+
+# ----------------------------------------------------------------------------------------------------
+# Exact-match attention through ANNA
+# ----------------------------------------------------------------------------------------------------
+
+NULL = -1  # an index meaning "no code": a query that should find nothing, a key nobody should find
+
+
+class ExactMatchCodes:
+    """Code vectors for `n_codes` symbols, and LSH tables under which ANNA is exact-match attention.
+
+    Symbol c is the random unit vector e_c ∈ R^dim; two extra codes stand for a null query and a null key.
+    A query and a key with the same code always share a bucket in all ℓ tables (equal vectors hash equally),
+    so with no false collisions ANNA returns exactly the mean value of the keys whose code equals the query's:
+    exact-match attention (spec §4, construction 1), for any ℓ ≥ 1. Distinct codes may still collide by
+    chance (probability about (1/2·dim)^z per table for cross-polytope), and a false collision mixes a wrong
+    value into the mean. The code book is finite, so this is checked, not hoped for: `false_collision_pairs`
+    counts pairs of distinct codes that share a bucket in some table. With `n_hashes=None` the smallest z
+    with none is chosen, and then ANNA is exact for every input, deterministically.
+    """
+
+    def __init__(
+        self,
+        n_codes: int,
+        n_tables: int = 1,
+        n_hashes: int | None = None,
+        family: str = "cross_polytope",
+        seed: int = 0,
+        dim: int = 32,
+    ):
+        check_count("n_codes", n_codes)
+        check_count("n_tables", n_tables)
+        check_count("dim", dim, minimum=2)
+        generator = cpu_generator(seed, "exact-match-codes")
+        self.vectors = nn.functional.normalize(torch.randn(n_codes + 2, dim, generator=generator), dim=-1)
+        self.n_codes, self.n_tables, self.family, self.seed = n_codes, n_tables, family, seed
+        if n_hashes is None:
+            n_hashes = 1
+            while self._false_pairs(n_hashes):
+                n_hashes += 1  # terminates: (2·dim)^z buckets soon exceed any code book's birthday bound
+        check_count("n_hashes", n_hashes)
+        self.n_hashes = n_hashes
+        self.false_collision_pairs = self._false_pairs(n_hashes)
+
+    def _false_pairs(self, n_hashes: int) -> int:
+        """Pairs of distinct codes that share a bucket in at least one of the ℓ tables."""
+        tables = LSHTables(
+            self.vectors.shape[1], self.n_tables, n_hashes, self.family, self.seed, device="cpu"
+        )
+        ids = tables.bucket_ids(self.vectors)  # (ℓ, n_codes + 2)
+        shared = (ids.unsqueeze(-1) == ids.unsqueeze(-2)).any(dim=0)
+        return int(shared.triu(diagonal=1).sum())
+
+    def encode(self, index: torch.Tensor, null: int) -> torch.Tensor:
+        """Code vectors for integer indices [...] → [..., dim]; NULL (−1) becomes code `null`."""
+        if index.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"index: expected an integer tensor, got {index.dtype}")
+        if ((index < NULL) | (index >= self.n_codes)).any():
+            raise ValueError(f"index: expected values in -1..{self.n_codes - 1}")
+        vectors = self.vectors.to(index.device)
+        return vectors[torch.where(index == NULL, null, index)]
+
+    def attend(self, query: torch.Tensor, key: torch.Tensor, values: torch.Tensor, causal: bool = False):
+        """ANNA with query codes `query` [..., N] and key codes `key` [..., N]: the mean of `values`
+        [..., N, d] over the keys whose code equals the query's (0 where there is none)."""
+        q = self.encode(query, self.n_codes)
+        k = self.encode(key, self.n_codes + 1)
+        return anna_attention(
+            q, k, values.to(q.dtype), self.n_tables, self.n_hashes, self.family, self.seed, causal
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Theorem A: an ANNA-transformer that carries out an MPC protocol, one layer per round
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TransformerRun:
+    """What `MPCTransformer.run` returns: the output, final memories, and the memories after each layer."""
+
+    output: Any
+    memories: list[list]
+    n_layers: int
+    history: list[list[list]] = field(default_factory=list)
+
+
+class MPCTransformer:
+    """Theorem A (spec §4, construction 1): an R-round protocol as an ANNA-transformer of R + 1 layers.
+
+    Tokens are machines; a token's residual stream is its memory (s words). Layer r's MLP is the local
+    function of round r (it keeps some words and writes up to s outgoing words, each with its (dest, slot));
+    layer r + 1's attention delivers them. The attention has s × s heads: head (a, t) carries every
+    machine's a-th outgoing word if it is addressed to slot t. In that head, receiver i queries code(i) and
+    sender j offers code(dest) (or a null key), value (word, 1). Exact-match ANNA returns the one word sent
+    to (i, t), or (0, 0) when there is none, so summing over a gives slot t of i's new memory. Layer 0's
+    attention has nothing to route (the input is in place) and the last layer's MLP computes the output.
+    The simulator checks that a protocol keeps to its limits; this runs the same local functions with
+    attention, not Python lists, moving the words.
+    """
+
+    def __init__(self, protocol: Protocol, n_tables: int = 1, n_hashes: int | None = None, seed: int = 0):
+        _check_protocol(protocol)
+        self.protocol = protocol
+        self.codes = ExactMatchCodes(protocol.n_machines, n_tables, n_hashes, seed=seed)
+        self.n_layers = protocol.n_rounds + 1
+
+    def route(self, outboxes: list[list[Message]]) -> torch.Tensor:
+        """One attention layer: outgoing words → [n_machines, s, 2], (word, 1) per filled slot."""
+        s, n = self.protocol.memory, self.protocol.n_machines
+        dest = torch.full((s, n), NULL, dtype=torch.long)
+        slot = torch.full((s, n), -1, dtype=torch.long)
+        word = torch.zeros(s, n, dtype=torch.float64)
+        for j, messages in enumerate(outboxes):
+            for a, message in enumerate(messages):
+                dest[a, j], slot[a, j], word[a, j] = message.dest, message.slot, message.word
+        head_slot = torch.arange(s).view(1, s, 1)  # head (a, t) carries words addressed to slot t
+        key = torch.where(slot.unsqueeze(1) == head_slot, dest.unsqueeze(1), NULL)  # (a, t, n)
+        query = torch.arange(n).expand(s, s, n)
+        values = torch.stack([word, torch.ones_like(word)], dim=-1).unsqueeze(1).expand(s, s, n, 2)
+        out = self.codes.attend(query, key, values).sum(dim=0)  # (t, n, 2): at most one a per (i, t)
+        return out.transpose(0, 1)
+
+    def run(self, record: bool = False) -> TransformerRun:
+        protocol, s = self.protocol, self.protocol.memory
+        memories = _initial_memories(protocol)
+        history = [[list(m) for m in memories]] if record else []
+        for round in range(protocol.n_rounds):
+            steps = [_local_step(protocol, round, m, memory) for m, memory in enumerate(memories)]  # MLPs
+            delivered = self.route([messages for _, messages in steps])  # the next layer's attention
+            memories = []
+            for m, (kept, _) in enumerate(steps):
+                memory = list(kept)
+                for t in range(s):
+                    if delivered[m, t, 1] > 0.5:
+                        memory[t] = _as_word(delivered[m, t, 0].item())
+                memories.append(memory)
+            if record:
+                history.append([list(m) for m in memories])
+        return TransformerRun(protocol.output(memories), memories, self.n_layers, history)
+
+
+def _as_word(value: float):
+    """Words travel as float64; integers come back as ints so outputs compare equal to the simulator's."""
+    return int(value) if float(value).is_integer() else value
+
+
+# ----------------------------------------------------------------------------------------------------
+# Theorem C: k-hop in O(log k) layers and Match2 in one, hand-built
+# ----------------------------------------------------------------------------------------------------
+
+
+def _check_symbols(x, seq_len: int, n_symbols: int) -> None:
+    if not isinstance(x, torch.Tensor) or x.dtype not in (torch.int32, torch.int64):
+        raise ValueError("x: expected an integer tensor [batch, N]")
+    if x.dim() != 2 or x.shape[1] != seq_len:
+        raise ValueError(f"x: expected shape [batch, {seq_len}], got {tuple(x.shape)}")
+    if ((x < 0) | (x >= n_symbols)).any():
+        raise ValueError(f"x: expected symbols in 0..{n_symbols - 1}")
+
+
+class KHopTransformer(nn.Module):
+    """hop_k by exact-match ANNA layers, no training (spec §4, construction 3). The residual stream holds
+    a few integer fields per token; the attention heads read them through exact-match codes, and the MLPs
+    are small exact integer maps (rounding, comparisons).
+
+    1. counting: a causal head whose queries and keys are all one code averages one-hot(x_j) over j ≤ i,
+       so occ(i) = (i + 1)·mean[x_i] is how many times x_i occurred up to i; a second head reads the next
+       token x_{i+1} (query code(i + 1), key code(j)).
+    2. find: query code(x_i, occ(i) − 1), key code(x_j, occ(j)), value (j + 1, x_{j+1}): the previous copy
+       of x_i, so p_0(i) = find(i) and the symbol there.
+    3. pointer doubling: p_r = find^(2^r) by query code(p_{r−1}(i)), key code(j), value p_{r−1}(j); in the
+       same layer a second head composes a ← p_{r−1}∘a when bit r − 1 of k is set (bit 0 is a copy).
+    4. the top bit: a ← p_{B−1}∘a; the prediction is the symbol at a, or `alphabet` ("none").
+    Layers: 2 for k = 1, else bit_length(k) + 2 ≤ ⌈log₂ k⌉ + 3.
+    """
+
+    def __init__(self, hops, seq_len, alphabet, n_tables=1, n_hashes=None, seed=0):
+        super().__init__()
+        check_count("hops", hops)
+        check_count("seq_len", seq_len)
+        check_count("alphabet", alphabet, minimum=2)
+        self.hops, self.seq_len, self.alphabet = hops, seq_len, alphabet
+        self.bits = [int(b) for b in reversed(bin(hops)[2:])]
+        codes = {"n_tables": n_tables, "n_hashes": n_hashes, "seed": seed}
+        self.everyone = ExactMatchCodes(1, **codes)
+        self.positions = ExactMatchCodes(seq_len, **codes)
+        self.occurrences = ExactMatchCodes(alphabet * (seq_len + 1), **codes)
+        self.n_layers = 2 if len(self.bits) == 1 else len(self.bits) + 2
+
+    @property
+    def false_collision_pairs(self) -> int:
+        return sum(c.false_collision_pairs for c in (self.everyone, self.positions, self.occurrences))
+
+    def forward(self, x: torch.Tensor, trace: bool = False):
+        """Predictions [batch, N] in `tasks.khop`'s convention; with `trace`, also a list of the pointer
+        fields (p, a) after each layer, for the notebook's layer-by-layer view."""
+        _check_symbols(x, self.seq_len, self.alphabet)
+        n, A = self.seq_len, self.alphabet
+        position = torch.arange(n, device=x.device).expand_as(x)
+        one = torch.ones_like(x, dtype=torch.float64)
+        steps = []
+
+        # Layer 1: occurrence counts (causal mean over the prefix) and the next token.
+        mean = self.everyone.attend(
+            torch.zeros_like(x), torch.zeros_like(x), nn.functional.one_hot(x, A), True
+        )
+        occ = (mean.gather(-1, x.unsqueeze(-1)).squeeze(-1) * (position + 1)).round().long()
+        following = torch.where(position + 1 < n, position + 1, NULL)
+        nxt = self.positions.attend(following, position, x.unsqueeze(-1))[..., 0].round().long()
+        steps.append(("occurrences and next token", None, None))
+
+        # Layer 2: find(i) = 1 + the previous copy of x_i, i.e. the copy whose count is one less.
+        code = x * (n + 1) + occ
+        found = self.occurrences.attend(code - 1, code, torch.stack([position + 1, nxt, one], dim=-1))
+        p = torch.where(found[..., 2] > 0.5, found[..., 0].round().long(), NULL)
+        symbol = found[..., 1].round().long()
+        a, a_symbol = (p, symbol) if self.bits[0] else (position, x)
+        steps.append(("find", p, a))
+
+        def hop(pointer, target, target_symbol):
+            """pointer(target(i)) and the symbol there, for every i: exact-match on positions."""
+            out = self.positions.attend(target, position, torch.stack([pointer, target_symbol, one], -1))
+            defined = out[..., 2] > 0.5
+            return torch.where(defined, out[..., 0].round().long(), NULL), out[..., 1].round().long()
+
+        for r in range(1, len(self.bits)):  # layer 2 + r: p_r = p_{r−1}∘p_{r−1}; apply bit r − 1 ≥ 1
+            if r >= 2 and self.bits[r - 1]:
+                a, a_symbol = hop(p, a, symbol)
+            p, symbol = hop(p, p, symbol)
+            steps.append((f"double: find^{2**r}", p, a))
+        if len(self.bits) > 1:  # the top bit
+            a, a_symbol = hop(p, a, symbol)
+            steps.append((f"apply find^{2 ** (len(self.bits) - 1)}", p, a))
+        predictions = torch.where(a >= 0, a_symbol, A)
+        return (predictions, steps) if trace else predictions
+
+
+def build_khop_transformer(hops: int, seq_len: int, alphabet: int, n_tables=1, n_hashes=None, seed=0):
+    """The hand-built k-hop ANNA-transformer (see `KHopTransformer`): exact for every input when
+    `n_hashes` is None (the smallest z without false collisions is chosen), with `.n_layers` =
+    bit_length(hops) + 2 (2 for hops = 1)."""
+    return KHopTransformer(hops, seq_len, alphabet, n_tables, n_hashes, seed)
+
+
+class Match2Transformer(nn.Module):
+    """Match2 in one exact-match ANNA layer (spec §4, construction 4): query code((−x_i) mod M), key
+    code(x_j), value 1. The mean is 1 when a partner exists and 0 when none collides, so the threshold at ½
+    is the label. A false collision can only add a 1: errors are false positives."""
+
+    def __init__(self, seq_len=32, modulus=37, n_tables=1, n_hashes=None, seed=0):
+        super().__init__()
+        check_count("seq_len", seq_len)
+        check_count("modulus", modulus, minimum=2)
+        self.seq_len, self.modulus, self.n_layers = seq_len, modulus, 1
+        self.codes = ExactMatchCodes(modulus, n_tables, n_hashes, seed=seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_symbols(x, self.seq_len, self.modulus)
+        mean = self.codes.attend(
+            (-x) % self.modulus, x, torch.ones_like(x, dtype=torch.float64).unsqueeze(-1)
+        )
+        return (mean[..., 0] > 0.5).long()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Theorem B: what it costs MPC to run one attention layer (counted, not run)
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerCost:
+    """Rounds, machines and words per machine for MPC to compute one attention layer over N tokens."""
+
+    n: int
+    memory: int
+    rounds: int
+    machines: int
+
+    @property
+    def total_words(self) -> int:
+        return self.machines * self.memory
+
+
+def _tree_rounds(items: int, fan_in: int) -> int:
+    return math.ceil(math.log(items) / math.log(fan_in) - 1e-12) if items > 1 else 0
+
+
+def anna_layer_mpc_cost(n: int, width: int, n_tables: int, memory: int) -> LayerCost:
+    """Spec §4, construction 2. Token machines hold ⌊s/3m⌋ tokens and compute q, k, v. For each of the
+    ℓ tables every key sends (v, 1), m + 1 words, to the machine that owns its bucket: N·ℓ·(m + 1) words,
+    so ⌈N·ℓ·(m + 1)/s⌉ bucket machines. A bucket too big for one machine is summed by an aggregation tree
+    of fan-in f = ⌊s/(m + 1)⌋ and its sum sent back down the same tree to the queries that read it:
+    rounds = 1 (keys to buckets) + 2·⌈log_f N⌉ (up and down) + 1 (the queries' answers)."""
+    check_count("n", n)
+    check_count("width", width)
+    check_count("n_tables", n_tables)
+    fan_in = memory // (width + 1)
+    if memory < 3 * width or fan_in < 2:
+        raise ValueError(f"memory: expected s >= 3·width = {3 * width} words, got {memory!r}")
+    token_machines = math.ceil(n / (memory // (3 * width)))
+    bucket_machines = math.ceil(n * n_tables * (width + 1) / memory)
+    # the trees above the bucket machines add at most a 1/(f − 1) fraction more
+    tree_machines = math.ceil(bucket_machines / (fan_in - 1))
+    rounds = 2 + 2 * _tree_rounds(n, fan_in)
+    return LayerCost(n, memory, rounds, token_machines + bucket_machines + tree_machines)
+
+
+def softmax_layer_mpc_cost(n: int, width: int, memory: int) -> LayerCost:
+    """Softmax attention needs every (query, key) score: a machine holding t = ⌊s/(2m + 1)⌋ queries and
+    t keys covers t² pairs, so ⌈N/t⌉² machines, about N²·(2m)²/s². Each row's normaliser and weighted sum
+    are then reduced over its ⌈N/t⌉ tiles: rounds = 1 + 2·⌈log_f ⌈N/t⌉⌉ with f = ⌊s/(m + 1)⌋."""
+    check_count("n", n)
+    check_count("width", width)
+    tile = memory // (2 * width + 1)
+    fan_in = memory // (width + 1)
+    if tile < 1 or fan_in < 2:
+        raise ValueError(f"memory: expected s >= 2·width + 1 = {2 * width + 1} words, got {memory!r}")
+    tiles = math.ceil(n / tile)
+    return LayerCost(n, memory, 1 + 2 * _tree_rounds(tiles, fan_in), tiles**2)
+
+
+def layer_cost_table(ns: Sequence[int], width: int = 64, n_tables: int = 8, delta: float = 0.5) -> list[dict]:
+    """ANNA against softmax for each N, with machines that hold ⌈N^δ⌉ tokens (s = 3m·⌈N^δ⌉ words)."""
+    rows = []
+    for n in ns:
+        memory = 3 * width * max(2, math.ceil(n**delta))
+        anna, soft = anna_layer_mpc_cost(n, width, n_tables, memory), softmax_layer_mpc_cost(n, width, memory)
+        rows.append(
+            {
+                "N": n,
+                "s (words)": memory,
+                "ANNA rounds": anna.rounds,
+                "ANNA machines": anna.machines,
+                "softmax rounds": soft.rounds,
+                "softmax machines": soft.machines,
+                "machine ratio": soft.machines / anna.machines,
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# The Reformer separation, measured
+# ----------------------------------------------------------------------------------------------------
+
+
+def receptive_fields(n: int, bucket_size: int, n_layers: int, dim: int = 16, seed: int = 0) -> dict:
+    """How many inputs the best-connected output depends on after 1..n_layers layers.
+
+    Reformer: `attention.chunked_bucket_attention` on random shared query-keys (fresh ones per layer); its
+    weight matrix is read off by attending over the identity (out = W·I), and dependence composes as the
+    boolean product of the layers' patterns. Each output sees at most 2·bucket_size inputs per layer, so at
+    most (2·bucket_size)^L after L. ANNA: one layer whose queries and keys are all equal already depends on
+    all N (the global average). Returns {"reformer", "reformer_bound", "anna"}, lists over layers.
+    """
+    check_count("n", n, minimum=2)
+    check_count("n_layers", n_layers)
+    identity = torch.eye(n)
+    generator = cpu_generator(seed, "receptive-field")
+    depends, reformer = torch.eye(n), []
+    for layer in range(n_layers):
+        x = torch.randn(n, dim, generator=generator)
+        pattern = (chunked_bucket_attention(x, identity, bucket_size, seed=seed + layer) != 0).float()
+        depends = ((pattern @ depends) > 0).float()
+        reformer.append(int(depends.sum(dim=1).max()))
+    same = torch.ones(n, dim)
+    anna_pattern = anna_attention(same, same, identity, n_tables=1, n_hashes=1) != 0
+    anna = [int(anna_pattern.sum(dim=1).max())] * n_layers
+    bound = [min(n, (2 * bucket_size) ** (layer + 1)) for layer in range(n_layers)]
+    return {"reformer": reformer, "reformer_bound": bound, "anna": anna}
