@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install --constraint $(CONSTRAINTS) --editable ".[dev,bench]"
+	$(BIN)/python -m pip install --constraint $(CONSTRAINTS) --editable ".[dev,bench,mpc]"
 	touch $@
 
 lab: $(STAMP)

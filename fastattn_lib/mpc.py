@@ -292,7 +292,11 @@ class DaskBackend:
         self._cluster = None
         if address is None:
             self._cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=None
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=":0",  # any free port: never collide with a running cluster
+                worker_dashboard_address=":0",
             )
             address = self._cluster.scheduler_address
         self.client = Client(address)
@@ -671,7 +675,9 @@ class ExactMatchCodes:
         check_count("n_tables", n_tables)
         check_count("dim", dim, minimum=2)
         generator = cpu_generator(seed, "exact-match-codes")
-        self.vectors = nn.functional.normalize(torch.randn(n_codes + 2, dim, generator=generator), dim=-1)
+        # float64 throughout: the buckets checked here are the buckets `attend` uses, and words stay exact
+        draws = torch.randn(n_codes + 2, dim, generator=generator, dtype=torch.float64)
+        self.vectors = nn.functional.normalize(draws, dim=-1)
         self.n_codes, self.n_tables, self.family, self.seed = n_codes, n_tables, family, seed
         if n_hashes is None:
             n_hashes = 1
@@ -701,12 +707,10 @@ class ExactMatchCodes:
 
     def attend(self, query: torch.Tensor, key: torch.Tensor, values: torch.Tensor, causal: bool = False):
         """ANNA with query codes `query` [..., N] and key codes `key` [..., N]: the mean of `values`
-        [..., N, d] over the keys whose code equals the query's (0 where there is none)."""
-        q = self.encode(query, self.n_codes)
-        k = self.encode(key, self.n_codes + 1)
-        return anna_attention(
-            q, k, values.to(q.dtype), self.n_tables, self.n_hashes, self.family, self.seed, causal
-        )
+        [..., N, d] over the keys whose code equals the query's (0 where there is none), in float64."""
+        q, k = self.encode(query, self.n_codes), self.encode(key, self.n_codes + 1)
+        v = values.to(torch.float64)
+        return anna_attention(q, k, v, self.n_tables, self.n_hashes, self.family, self.seed, causal)
 
 
 # ----------------------------------------------------------------------------------------------------
