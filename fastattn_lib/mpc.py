@@ -127,13 +127,14 @@ class RoundStats:
 class MPCRun:
     """The result of running a protocol: its output, final memories, and per-round traffic.
 
-    `history[r]` is every machine's memory at the start of round r (history[0] = the input), kept when the
-    run was asked to record it."""
+    `history[r]` is every machine's memory at the start of round r (history[0] = the input), and
+    `messages[r]` the (sender, Message) pairs of round r, both kept when the run was asked to record."""
 
     output: Any
     memories: list[list]
     rounds: list[RoundStats]
     history: list[list[list]] = field(default_factory=list)
+    messages: list[list[tuple[int, Message]]] = field(default_factory=list)
 
     @property
     def n_rounds(self) -> int:
@@ -221,7 +222,7 @@ def simulate(protocol: Protocol, record: bool = False) -> MPCRun:
     send or receive more than s words (nothing is ever truncated), or writes an occupied slot.
     """
     _check_protocol(protocol)
-    memories, rounds, history = _initial_memories(protocol), [], []
+    memories, rounds, history, sent = _initial_memories(protocol), [], [], []
     for round in range(protocol.n_rounds):
         if record:
             history.append([list(memory) for memory in memories])
@@ -230,13 +231,15 @@ def simulate(protocol: Protocol, record: bool = False) -> MPCRun:
         for sender, (_, messages) in enumerate(steps):
             for message in messages:
                 inboxes[message.dest].append((sender, message))
+        if record:
+            sent.append([(sender, m) for sender, (_, messages) in enumerate(steps) for m in messages])
         memories = [
             _receive(round, m, kept, inboxes[m], protocol.memory) for m, (kept, _) in enumerate(steps)
         ]
         rounds.append(RoundStats(round, [len(msgs) for _, msgs in steps], [len(inbox) for inbox in inboxes]))
     if record:
         history.append([list(memory) for memory in memories])
-    return MPCRun(protocol.output(memories), memories, rounds, history)
+    return MPCRun(protocol.output(memories), memories, rounds, history, sent)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -468,6 +471,31 @@ def global_sum(values, memory: int) -> TreeAggregation:
 def prefix_sums(values, memory: int) -> TreeAggregation:
     """Exclusive prefix sums by an up-sweep and a down-sweep of the aggregation tree."""
     return TreeAggregation(values, memory, "sum", scan=True)
+
+
+class StarSum(Protocol):
+    """The one-round sum that does not scale: every leaf sends its total straight to machine 0.
+
+    Machine 0 then receives ⌈N/s⌉ words in one round, so this is legal only while N ≤ s²; beyond that the
+    simulator stops it (receive limit) and `global_sum`'s tree is the way."""
+
+    def __init__(self, values, memory: int):
+        check_count("memory", memory, minimum=2)
+        self.values, self.memory, self.n_rounds = list(values), memory, 1
+        self.n_machines = math.ceil(len(self.values) / memory)
+
+    def initial_memory(self, machine: int) -> list:
+        memory = empty_memory(self.memory)
+        block = self.values[machine * self.memory : (machine + 1) * self.memory]
+        memory[: len(block)] = block
+        return memory
+
+    def local(self, round: int, machine: int, memory: list) -> tuple[list, list[Message]]:
+        total = sum(word for word in memory if word is not None)
+        return empty_memory(self.memory), [Message(0, machine % self.memory, total)]
+
+    def output(self, memories: list[list]):
+        return sum(word for word in memories[0] if word is not None)
 
 
 class KHopProtocol(Protocol):
@@ -829,11 +857,17 @@ class KHopTransformer(nn.Module):
         self.everyone = ExactMatchCodes(1, **codes)
         self.positions = ExactMatchCodes(seq_len, **codes)
         self.occurrences = ExactMatchCodes(alphabet * (seq_len + 1), **codes)
-        self.n_layers = 2 if len(self.bits) == 1 else len(self.bits) + 2
+        self.code_books = (self.everyone, self.positions, self.occurrences)
+        self.n_layers = self.depth(hops)
+
+    @staticmethod
+    def depth(hops: int) -> int:
+        """Layers for k hops: 2 for k = 1 (count, find), else bit_length(k) + 2."""
+        return 2 if hops == 1 else hops.bit_length() + 2
 
     @property
     def false_collision_pairs(self) -> int:
-        return sum(c.false_collision_pairs for c in (self.everyone, self.positions, self.occurrences))
+        return sum(codes.false_collision_pairs for codes in self.code_books)
 
     def forward(self, x: torch.Tensor, trace: bool = False):
         """Predictions [batch, N] in `tasks.khop`'s convention; with `trace`, also a list of the pointer
