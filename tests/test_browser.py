@@ -32,6 +32,7 @@ NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 CASES = [
     ("01_lsh_intuition.ipynb", "ℓ (tables)"),
     ("02_anna_vs_softmax.ipynb", "ℓ (tables)"),
+    ("03_mpc_simulation.ipynb", "k (hops)"),  # a label only the k-hop panel has
     ("04_match2_khop_training.ipynb", "ℓ (tables)"),
     ("05_nats_kv_pruning.ipynb", "step t"),  # a label only the roles panel has
 ]
