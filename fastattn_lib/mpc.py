@@ -278,7 +278,8 @@ def _dask_receive(group, protocol, round):
 class DaskBackend:
     """Run protocols on a `dask.distributed` cluster: machines are the items of a Dask bag split into
     partitions, a round is a map (the local functions, on the workers) followed by a shuffle (a groupby on
-    the destination), and the round barrier is the `persist` that waits for it.
+    the destination, where the receive checks run), and the round barrier is the `compute` that brings
+    back the new memories and the traffic counts before the next round is scheduled.
 
     `address`: a scheduler address for a real cluster; without it a `LocalCluster` is started (threads in
     this process when `processes=False`). Outputs and round counts equal `simulate`'s, and the same limit
