@@ -143,12 +143,22 @@ def anna_weights(
     return counts / counts.sum(dim=-1, keepdim=True).clamp(min=1)
 
 
-def collision_kernel_weights(q, k, n_hashes=1, family="cross_polytope", causal=False) -> torch.Tensor:
+def collision_kernel_weights(
+    q, k, n_hashes=1, family="cross_polytope", causal=False, n_tables: int | None = None
+) -> torch.Tensor:
     """The ℓ → ∞ limit of ANNA's weights: w_ij = p(θ_ij)^z / Σ_j' p(θ_ij')^z, differentiable in q and k.
 
     E[c_ij] = ℓ·p(θ_ij)^z for every ℓ, so by the law of large numbers `anna_weights` converges to this as
     the number of tables grows (spec §3). Training through it teaches q and k the geometry LSH can see:
     a key is found reliably only when its angle to the query is small, whatever β a softmax would use.
+
+    The limit forgets one thing a finite ℓ cannot: a query that collides with no key gets output 0. The
+    normalisation above hides it (a row of tiny p^z still sums to 1). With `n_tables=ℓ` each row is
+    scaled by the chance that something collides, treating keys as independent within a table:
+
+        w_ij · (1 − Π_j' (1 − p(θ_ij')^z)^ℓ)
+
+    so training through it also asks for some key to be close in absolute terms, not only the closest.
     """
     _check_qkv(q, k, k, causal)
     check_count("n_hashes", n_hashes)
@@ -156,13 +166,21 @@ def collision_kernel_weights(q, k, n_hashes=1, family="cross_polytope", causal=F
     kernel = collision_probability_of_cosine(cos, family, dim=q.shape[-1]) ** n_hashes
     if causal:
         kernel = kernel.masked_fill(~_causal_mask(q.shape[-2], k.shape[-2], q.device), 0)
-    return kernel / kernel.sum(dim=-1, keepdim=True).clamp(min=torch.finfo(kernel.dtype).tiny)
+    weights = kernel / kernel.sum(dim=-1, keepdim=True).clamp(min=torch.finfo(kernel.dtype).tiny)
+    if n_tables is None:
+        return weights
+    check_count("n_tables", n_tables)
+    # log P[no key collides in one table]; p^z = 1 (an identical key) is kept just below 1 for the gradient
+    log_missed = torch.log1p(-kernel.clamp(max=1 - 1e-6)).sum(dim=-1, keepdim=True)
+    return weights * (1 - torch.exp(n_tables * log_missed))
 
 
-def collision_kernel_attention(q, k, v, n_hashes=1, family="cross_polytope", causal=False) -> torch.Tensor:
-    """ANNA in expectation over infinitely many tables: `collision_kernel_weights(q, k) @ v`."""
+def collision_kernel_attention(
+    q, k, v, n_hashes=1, family="cross_polytope", causal=False, n_tables: int | None = None
+) -> torch.Tensor:
+    """ANNA in expectation: `collision_kernel_weights(q, k, ..., n_tables) @ v` (ℓ → ∞ without n_tables)."""
     _check_qkv(q, k, v, causal)
-    return collision_kernel_weights(q, k, n_hashes, family, causal) @ v
+    return collision_kernel_weights(q, k, n_hashes, family, causal, n_tables) @ v
 
 
 def _dense_bucket_index(key_ids, query_ids, n_buckets: int):
@@ -450,19 +468,20 @@ class MultiHeadAttention(nn.Module):
         * `("softmax", beta=)`: the surrogate softmax(β·q̂·k̂ᵀ);
         * `("anna", n_tables=, n_hashes=, family=, seed=, impl=, straight_through=)`: ANNA with those hash
           functions (`straight_through=True` for training: see `straight_through_anna`);
-        * `("collision_kernel", n_hashes=, family=)`: ANNA's ℓ → ∞ limit, differentiable in q and k.
+        * `("collision_kernel", n_hashes=, family=, n_tables=)`: ANNA's expectation, differentiable in q and
+          k (ℓ → ∞ without `n_tables`; see `collision_kernel_weights`).
         """
         defaults = {
             "softmax": {"beta": getattr(self, "beta", 1.0)},
             "anna": {"family": "cross_polytope", "seed": 0, "straight_through": False},
-            "collision_kernel": {"n_hashes": 1, "family": "cross_polytope"},
+            "collision_kernel": {"n_hashes": 1, "family": "cross_polytope", "n_tables": None},
         }
         if kind not in defaults:
             raise ValueError(f"kind: expected one of {sorted(defaults)}, got {kind!r}")
         allowed = {
             "softmax": {"beta"},
             "anna": {"n_tables", "n_hashes", "family", "seed", "impl", "straight_through"},
-            "collision_kernel": {"n_hashes", "family"},
+            "collision_kernel": {"n_hashes", "family", "n_tables"},
         }[kind]
         if set(params) - allowed:
             raise ValueError(
@@ -478,6 +497,8 @@ class MultiHeadAttention(nn.Module):
             _check_family(params["family"])
         if kind == "collision_kernel":
             check_count("n_hashes", params["n_hashes"])
+            if params["n_tables"] is not None:
+                check_count("n_tables", params["n_tables"])
         self.attention_kind, self.attention_params = kind, params
         return self
 

@@ -61,21 +61,21 @@ class TinyTransformer(nn.Module):
         self.classifier = nn.Linear(config.d_model, config.n_classes)
 
     def use_attention(self, kind: str, **params) -> TinyTransformer:
-        """Switch every layer: `("softmax", beta=)` or `("anna", n_tables=ℓ or [ℓ per layer], n_hashes=)`.
+        """Switch every layer: `("softmax", beta=)`, `("anna", n_tables=ℓ or [ℓ per layer], n_hashes=)` or
+        `("collision_kernel", n_hashes=, n_tables=None, ℓ or [ℓ per layer])`.
 
         With ANNA, layer i hashes with seed + 1000·i, so the layers draw independent hash functions.
         """
         per_layer = dict(params)
+        has_tables = "n_tables" in per_layer
         tables = per_layer.pop("n_tables", None)
-        if kind == "anna" and isinstance(tables, (list, tuple)):
-            if len(tables) != len(self.blocks):
-                raise ValueError(
-                    f"n_tables: expected one ℓ per layer ({len(self.blocks)}), got {list(tables)}"
-                )
+        if isinstance(tables, (list, tuple)) and len(tables) != len(self.blocks):
+            raise ValueError(f"n_tables: expected one ℓ per layer ({len(self.blocks)}), got {list(tables)}")
         for i, block in enumerate(self.blocks):
             layer = dict(per_layer)
-            if kind == "anna":
+            if has_tables:
                 layer["n_tables"] = tables[i] if isinstance(tables, (list, tuple)) else tables
+            if kind == "anna":
                 layer["seed"] = per_layer.get("seed", 0) + 1000 * i
             block.attention.use_attention(kind, **layer)
         return self

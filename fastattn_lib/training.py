@@ -97,6 +97,7 @@ class TrainConfig:
     finetune_steps: int = 2_000  # trained through ANNA itself (straight-through), fresh hashes every step
     n_tables: tuple[int, ...] = (8,)  # ℓ for the ANNA fine-tuning, one per layer (or one for all)
     n_hashes: int = 1  # z for the collision kernel and the ANNA fine-tuning
+    kernel_tables: bool = False  # the kernel phase models ℓ = n_tables (empty rows give 0), not ℓ → ∞
     lr: float = 0.01
     clip_norm: float = 0.0  # gradient-norm clipping in every phase; 0 = off (the paper's setting)
     kernel_lr: float = 0.003
@@ -232,6 +233,8 @@ def train(config: TrainConfig, device="auto", progress: bool = True) -> TrainRes
     2. `kernel`: the same weights trained through the collision kernel p(θ)^z, the attention ANNA computes
        with infinitely many tables (`attention.collision_kernel_weights`). Softmax at large β only needs the
        partner key to be the *closest* one; LSH also needs it to be *close*, and this phase supplies that.
+       With `kernel_tables` the kernel is the one for ANNA's own ℓ, whose rows shrink by the chance that
+       nothing collides (`collision_kernel_weights(n_tables=)`), so a query with no close key costs loss.
     3. `anna`: ANNA itself with ℓ = `config.n_tables`, fresh hash functions every step (the functions are
        drawn, never learned). v and everything after attention get ANNA's exact gradient; q and k get the
        collision kernel's (`attention.straight_through_anna`), weighted by ANNA's real finite-ℓ mistakes.
@@ -249,7 +252,8 @@ def train(config: TrainConfig, device="auto", progress: bool = True) -> TrainRes
         model.use_attention("softmax", beta=config.beta)
 
     def kernel(step):
-        model.use_attention("collision_kernel", n_hashes=config.n_hashes)
+        tables = {"n_tables": config.tables_per_layer()} if config.kernel_tables else {}
+        model.use_attention("collision_kernel", n_hashes=config.n_hashes, **tables)
 
     def anna(step):  # impl="dense" is the fastest of the three at these sizes (N ≤ 100)
         draw = config.seed * 1_000_003 + 10_000 + step  # never the evaluation seeds 0..9

@@ -177,6 +177,24 @@ def test_collision_kernel_is_the_many_table_limit_for_cross_polytope(causal):
     assert torch.allclose(A.collision_kernel_attention(q, k, v, causal=causal), kernel @ v, atol=1e-6)
 
 
+def test_finite_table_kernel_models_the_rows_where_nothing_collides():
+    """With few tables and far keys many rows are empty (output 0); the ℓ-aware kernel expects that."""
+    q, k = rand(8, 16, seed=11), rand(6, 16, seed=12)
+    n_tables, n_hashes, draws = 2, 6, 400
+    mean_weights = (
+        sum(A.anna_weights(q, k, n_tables, n_hashes, "hyperplane", seed=s) for s in range(draws)) / draws
+    )
+    limit = A.collision_kernel_weights(q, k, n_hashes, "hyperplane")
+    finite = A.collision_kernel_weights(q, k, n_hashes, "hyperplane", n_tables=n_tables)
+    assert torch.allclose(limit.sum(-1), torch.ones(8))
+    assert (mean_weights.sum(-1) < 0.5).any()  # empty rows are common here
+    assert (finite - mean_weights).abs().sum() < 0.2 * (limit - mean_weights).abs().sum()
+    assert torch.allclose(finite.sum(-1), mean_weights.sum(-1), atol=0.1)
+    assert torch.allclose(
+        A.collision_kernel_weights(q, k, 2, n_tables=100_000), A.collision_kernel_weights(q, k, 2)
+    )
+
+
 @pytest.mark.parametrize("impl", A.IMPLS)
 def test_anna_is_differentiable_in_v_only(impl):
     """Fine-tuning a distilled model trains the value path through fixed collision counts."""
