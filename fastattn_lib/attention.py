@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -302,7 +303,16 @@ def anna_attention(
 
 
 def straight_through_anna(
-    q, k, v, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False, impl="tables"
+    q,
+    k,
+    v,
+    n_tables,
+    n_hashes,
+    family="cross_polytope",
+    seed=0,
+    causal=False,
+    impl="tables",
+    finite_kernel: bool = False,
 ) -> torch.Tensor:
     """ANNA forward; backward, v gets ANNA's exact gradient and q, k the collision kernel's gradient.
 
@@ -310,10 +320,12 @@ def straight_through_anna(
     straight-through estimator returns exactly `anna_attention(...)` but adds K(q, k)·v − stop_grad(K·v)
     (K = `collision_kernel_weights`, with v held fixed in that term), which is zero in value and gives
     q and k the gradient of ANNA's expectation. The loss is the real finite-ℓ loss, so the batches where
-    a partner key was missed are the ones that pull it closer.
+    a partner key was missed are the ones that pull it closer. With `finite_kernel` K is the kernel for
+    this ℓ (`n_tables=ℓ`), whose gradient also sees the rows where nothing is likely to collide.
     """
     out = anna_attention(q, k, v, n_tables, n_hashes, family, seed, causal, impl)
-    expected = collision_kernel_weights(q, k, n_hashes, family, causal) @ v.detach()
+    tables = n_tables if finite_kernel else None
+    expected = collision_kernel_weights(q, k, n_hashes, family, causal, tables) @ v.detach()
     return out + (expected - expected.detach())
 
 
@@ -466,21 +478,26 @@ class MultiHeadAttention(nn.Module):
         """Switch attention, keeping every weight:
 
         * `("softmax", beta=)`: the surrogate softmax(β·q̂·k̂ᵀ);
-        * `("anna", n_tables=, n_hashes=, family=, seed=, impl=, straight_through=)`: ANNA with those hash
-          functions (`straight_through=True` for training: see `straight_through_anna`);
+        * `("anna", n_tables=, n_hashes=, family=, seed=, impl=, straight_through=, finite_kernel=)`: ANNA
+          with those hash functions (`straight_through=True` for training: see `straight_through_anna`);
         * `("collision_kernel", n_hashes=, family=, n_tables=)`: ANNA's expectation, differentiable in q and
           k (ℓ → ∞ without `n_tables`; see `collision_kernel_weights`).
         """
         defaults = {
             "softmax": {"beta": getattr(self, "beta", 1.0)},
-            "anna": {"family": "cross_polytope", "seed": 0, "straight_through": False},
+            "anna": {
+                "family": "cross_polytope",
+                "seed": 0,
+                "straight_through": False,
+                "finite_kernel": False,
+            },
             "collision_kernel": {"n_hashes": 1, "family": "cross_polytope", "n_tables": None},
         }
         if kind not in defaults:
             raise ValueError(f"kind: expected one of {sorted(defaults)}, got {kind!r}")
         allowed = {
             "softmax": {"beta"},
-            "anna": {"n_tables", "n_hashes", "family", "seed", "impl", "straight_through"},
+            "anna": {"n_tables", "n_hashes", "family", "seed", "impl", "straight_through", "finite_kernel"},
             "collision_kernel": {"n_hashes", "family", "n_tables"},
         }[kind]
         if set(params) - allowed:
@@ -511,7 +528,9 @@ class MultiHeadAttention(nn.Module):
             return softmax_weights(q, k, causal=self.causal, **params)
         if self.attention_kind == "collision_kernel":
             return collision_kernel_weights(q, k, causal=self.causal, **params)
-        seed, _, _ = params.pop("seed"), params.pop("impl", None), params.pop("straight_through")
+        seed = params.pop("seed")
+        for training_only in ("impl", "straight_through", "finite_kernel"):
+            params.pop(training_only, None)
         heads = [
             anna_weights(q[:, h], k[:, h], causal=self.causal, seed=seed + h, **params)
             for h in range(self.n_heads)
@@ -529,8 +548,11 @@ class MultiHeadAttention(nn.Module):
             y = collision_kernel_attention(q, k, v, causal=self.causal, **self.attention_params)
         else:
             params = dict(self.attention_params)
-            seed = params.pop("seed")
-            run = straight_through_anna if params.pop("straight_through") else anna_attention
+            seed, finite_kernel = params.pop("seed"), params.pop("finite_kernel")
+            if params.pop("straight_through"):
+                run = partial(straight_through_anna, finite_kernel=finite_kernel)
+            else:
+                run = anna_attention
             heads = [
                 run(q[:, h], k[:, h], v[:, h], causal=self.causal, seed=seed + h, **params)
                 for h in range(self.n_heads)
