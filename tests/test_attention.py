@@ -207,17 +207,19 @@ def test_anna_is_differentiable_in_v_only(impl):
     assert q.grad is None or not q.grad.any()
 
 
-def test_straight_through_anna_is_anna_forward_and_the_kernel_backward():
+@pytest.mark.parametrize("finite_kernel", [False, True])
+def test_straight_through_anna_is_anna_forward_and_the_kernel_backward(finite_kernel):
     q, k = rand(2, 7, 4, seed=1).requires_grad_(), rand(2, 7, 4, seed=2).requires_grad_()
     v = rand(2, 7, 3, seed=3).requires_grad_()
-    out = A.straight_through_anna(q, k, v, 4, 1, seed=2, causal=True)
+    out = A.straight_through_anna(q, k, v, 4, 1, seed=2, causal=True, finite_kernel=finite_kernel)
     assert torch.equal(out, A.anna_attention(q, k, v, 4, 1, seed=2, causal=True))
     out.square().sum().backward()
     grads = q.grad.clone(), k.grad.clone(), v.grad.clone()
     q.grad = k.grad = v.grad = None
     fixed = out.detach()
     surrogate = (A.anna_attention(q, k, v, 4, 1, seed=2, causal=True) * 2 * fixed).sum()
-    surrogate = surrogate + (A.collision_kernel_weights(q, k, 1, causal=True) @ v.detach() * 2 * fixed).sum()
+    kernel = A.collision_kernel_weights(q, k, 1, causal=True, n_tables=4 if finite_kernel else None)
+    surrogate = surrogate + (kernel @ v.detach() * 2 * fixed).sum()
     surrogate.backward()
     for actual, expected in zip(grads, (q.grad, k.grad, v.grad), strict=True):
         assert torch.allclose(actual, expected, atol=1e-6)

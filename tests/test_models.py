@@ -37,6 +37,20 @@ def test_use_attention_switches_every_layer_with_its_own_hashes():
         model.use_attention("anna", n_tables=[4], n_hashes=1)
 
 
+def test_collision_kernel_takes_one_table_count_per_layer():
+    model = small_model(n_layers=2, causal=True)
+    x = torch.randint(7, (2, 12))
+    model.use_attention("collision_kernel", n_hashes=2)
+    limit = model(x)
+    model.use_attention("collision_kernel", n_hashes=2, n_tables=[3, 1])
+    assert [b.attention.attention_params["n_tables"] for b in model.blocks] == [3, 1]
+    assert not torch.allclose(model(x), limit)  # few tables: rows that may find nothing shrink
+    with pytest.raises(ValueError, match="one ℓ per layer"):
+        model.use_attention("collision_kernel", n_hashes=2, n_tables=[3, 1, 2])
+    with pytest.raises(ValueError, match="n_tables"):
+        model.use_attention("collision_kernel", n_hashes=2, n_tables=0)
+
+
 def test_anna_model_matches_a_manual_forward():
     model = small_model().use_attention("anna", n_tables=3, n_hashes=1, seed=2)
     x = torch.randint(7, (2, 12))
