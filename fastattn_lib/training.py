@@ -13,7 +13,9 @@ The paper's recipe, and what we add to it:
 3. **Distillation by fine-tuning** (ours, spec §7.5's optional step, extended to q and k): a short phase
    through the collision kernel (ANNA with infinitely many tables), then a phase through ANNA itself with
    fresh hash functions every step and a straight-through gradient for q and k. This reaches the paper's
-   headline: below 1 % error at ℓ = 8, z = 1.
+   headline: below 1 % error at ℓ = 8, z = 1. Induction heads need one more idea: the kernel for the ℓ
+   ANNA will have (`kernel_tables`), which also counts the rows where no key is likely to collide, both
+   for the kernel phase and for the straight-through gradient.
 4. **Evaluation.** Error = fraction of positions whose arg-max prediction is wrong, on the fixed 256-sample
    test set, averaged over 10 independent hash draws (seeds 0..9).
 
