@@ -178,6 +178,15 @@ def anna_error(model: TinyTransformer, x, y, n_tables, n_hashes: int, n_draws: i
     return sum(errors) / n_draws
 
 
+def previous_token_weight(model: TinyTransformer, x: torch.Tensor) -> float:
+    """Mean weight the first layer puts on key i − 1 (the first step of an induction head), under the
+    model's current attention, over positions i ≥ 1 of the sequences x [batch, N]."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        first = model.attention_weights(x.to(device))[0]  # (B, H, N, N)
+    return float(torch.diagonal(first, offset=-1, dim1=-2, dim2=-1).mean())
+
+
 def build_model(task: str, beta: float, seed: int = 0, device="auto") -> TinyTransformer:
     torch.manual_seed(seed)  # initial weights; the only use of the global generator
     model = TinyTransformer(ModelConfig(**check_task(task)["model"], beta=beta))

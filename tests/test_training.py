@@ -136,7 +136,12 @@ def test_shipped_results_tables_are_complete_and_consistent():
     assert ten["zero_shot_grid"][7][0] > 10 * ten["distilled_grid"][7][0]  # distillation is what works
     induction = training.load_results("induction")["runs"][0]
     assert len(induction["distilled_grid"]) == 9 and all(len(row) == 4 for row in induction["zero_shot_grid"])
-    assert induction["softmax_error"] < 0.01  # the surrogate solves induction heads; ANNA does not yet
+    assert induction["softmax_error"] < 0.01  # the surrogate solves induction heads
+    cell = (
+        training.GRIDS["induction"]["n_tables"].index([96, 32]),
+        training.GRIDS["induction"]["n_hashes"].index(2),
+    )
+    assert induction["distilled_grid"][cell[0]][cell[1]] < 0.1  # and so does the distilled two-layer ANNA
     for name in ("match2_beta0.1.pt", "match2_beta1.pt", "match2_beta10.pt", "induction_beta10.pt"):
         assert data.verified_path(name).stat().st_size < 2_000_000
 
@@ -145,3 +150,22 @@ def test_shipped_surrogate_solves_match2_at_beta_10_but_not_at_0_1():
     x, y = data.load_test_set("match2")
     assert training.error_rate(training.load_pretrained("match2", 10.0, "surrogate", "cpu"), x, y) < 0.01
     assert training.error_rate(training.load_pretrained("match2", 0.1, "surrogate", "cpu"), x, y) > 0.01
+
+
+def test_previous_token_weight_reads_the_first_layer():
+    model = training.load_pretrained("induction", 10.0, stage="distilled", device="cpu")
+    x, _ = data.load_test_set("khop")
+    copied = training.load_pretrained("induction", 10.0, stage="surrogate", device="cpu")
+    soft = training.previous_token_weight(copied, x[:8])
+    first = copied.attention_weights(x[:8])[0][:, 0]
+    assert soft == pytest.approx(
+        float(torch.stack([first[:, i, i - 1] for i in range(1, 100)]).mean()), abs=1e-6
+    )
+    distilled = training.previous_token_weight(
+        model.use_attention("anna", n_tables=[96, 32], n_hashes=2), x[:8]
+    )
+    assert (
+        distilled
+        > 0.5
+        > training.previous_token_weight(copied.use_attention("anna", n_tables=[96, 32], n_hashes=1), x[:8])
+    )
