@@ -33,7 +33,10 @@ from .device import DeviceLike, cpu_generator, resolve_device
 
 FAMILIES = ("hyperplane", "cross_polytope")
 _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps them exact
-_CHUNK_ROWS = 2048
+# Rows are projected and reduced in chunks of about this many floats (2 MiB of float32), which stay in a
+# CPU core's cache between the matmul and the arg-max; a GPU prefers few large launches.
+_CHUNK_FLOATS = {"cpu": 2**19, "cuda": 2**26}
+_BITS_OF_FLOAT = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
 def _check_family(family) -> None:
@@ -41,13 +44,45 @@ def _check_family(family) -> None:
         raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
 
 
-def signed_axis(y: torch.Tensor) -> torch.Tensor:
+def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
     """The cross-polytope hash of y's direction: the index in 0 .. 2D−1 of the vertex ±e_a closest to
     y/‖y‖, over the last dimension D: a if the largest-magnitude entry y_a is positive, D + a if negative.
-    (An exact tie between +t and −t, which has probability 0, goes to the positive vertex.)"""
+    Ties go to the smaller index: +t beats −t, and the first of equal entries wins (probability 0 for
+    continuous inputs, but defined). The plain definition, kept as the oracle of `signed_axis`."""
     top, top_axis = y.max(dim=-1)
     bottom, bottom_axis = y.min(dim=-1)
     return torch.where(top >= -bottom, top_axis, bottom_axis + y.shape[-1])
+
+
+def signed_axis(y: torch.Tensor) -> torch.Tensor:
+    """`signed_axis_reference(y)`, exactly, about twice as fast on a CPU.
+
+    torch's arg-max over a short last dimension is several times slower than its plain max (the index
+    is not vectorised), and the cross-polytope hash is an arg-max over D = m entries for every token,
+    table and hash. So the index rides inside the value: the bits of a non-negative float order like
+    integers, and replacing the lowest ⌈log₂ D⌉ bits of |y_a|'s bit pattern by D − 1 − a gives integer
+    keys whose plain max names the largest |y_a| (the smallest a among equals). Dropping those bits
+    makes magnitudes closer than about 2⁻¹⁷ relative tie, so the winner is checked against the exact
+    max and min of y; the rare row where it is not the exact largest magnitude, or where +t and −t tie,
+    is redone by the reference. The sign is read off the winner.
+    """
+    if y.dtype not in _BITS_OF_FLOAT:
+        y = y.float()  # float16 and bfloat16 widen exactly
+    y = y.contiguous()
+    dim, int_dtype = y.shape[-1], _BITS_OF_FLOAT[y.dtype]
+    axis_bits = max(dim - 1, 1).bit_length()
+    low = (1 << axis_bits) - 1
+    magnitude_without_low = (1 << (torch.finfo(y.dtype).bits - 1)) - 1 - low  # clears the sign bit too
+    key = y.view(int_dtype) & magnitude_without_low
+    key |= low - torch.arange(dim, device=y.device, dtype=int_dtype)
+    axis = low - (key.amax(dim=-1) & low)  # (...,)
+    winner = y.gather(-1, axis.long().unsqueeze(-1)).squeeze(-1)
+    top, bottom = y.amax(dim=-1), y.amin(dim=-1)
+    code = axis.long() + dim * (winner < 0)
+    unsure = (winner.abs() != torch.maximum(top, -bottom)) | (top == -bottom)
+    if unsure.any():
+        code[unsure] = signed_axis_reference(y[unsure])
+    return code
 
 
 class LSHTables:
@@ -121,20 +156,30 @@ class LSHTables:
                 raise ValueError(f"table: expected an integer in [0, {self.n_tables}), got {table!r}")
             width = projections.shape[1] // self.n_tables
             n_tables, projections = 1, projections[:, table * width : (table + 1) * width]
-        rows, projections = x.reshape(-1, self.dim), projections.to(x.dtype)  # (R, m), (m, ℓ·z·D)
-        # Rows in cache-sized chunks: the projection and its reduction stay in cache (about 1.5× faster).
-        values = torch.cat(
-            [self._hash_rows(chunk, projections, n_tables) for chunk in rows.split(_CHUNK_ROWS)]
-        )
-        values = values.view(*x.shape[:-1], n_tables, self.n_hashes)  # (..., N, ℓ, z)
+        # Hash values are piecewise constant in x: no gradient flows through them.
+        rows, projections = x.detach().reshape(-1, self.dim), projections.to(x.dtype)  # (R, m), (m, ℓ·z·D)
+        values = self._hash_rows(rows, projections).view(
+            *x.shape[:-1], n_tables, self.n_hashes
+        )  # (..., N, ℓ, z)
         values = values.movedim(-2, 0)  # (ℓ, ..., N, z)
         return values[0] if table is not None else values
 
-    def _hash_rows(self, rows: torch.Tensor, projections: torch.Tensor, n_tables: int) -> torch.Tensor:
-        y = rows @ projections  # (R, ℓ·z·D)
-        if self.family == "hyperplane":
-            return (y > 0).long().view(-1, n_tables, self.n_hashes)  # (R, ℓ, z)
-        return signed_axis(y.view(-1, n_tables, self.n_hashes, self.dim))  # (R, ℓ, z)
+    def _hash_rows(self, rows: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
+        """Hash values of rows (R, m) under the given projections (m, T·D): LongTensor (R, T)."""
+        width = projections.shape[1]
+        out_per_hash = 1 if self.family == "hyperplane" else self.dim
+        values = torch.empty(len(rows), width // out_per_hash, dtype=torch.long, device=rows.device)
+        chunk_rows = max(1, _CHUNK_FLOATS.get(rows.device.type, _CHUNK_FLOATS["cuda"]) // width)
+        # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
+        buffer = rows.new_empty(min(chunk_rows, len(rows)), width)
+        for start in range(0, len(rows), chunk_rows):
+            chunk = rows[start : start + chunk_rows]
+            y = torch.mm(chunk, projections, out=buffer[: len(chunk)])  # (r, T·D)
+            if self.family == "hyperplane":
+                values[start : start + len(chunk)] = y > 0
+            else:
+                values[start : start + len(chunk)] = signed_axis(y.view(len(chunk), -1, self.dim))
+        return values
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
         """Bucket of every point in every table: LongTensor [n_tables, ..., N] ([..., N] for one `table`)."""

@@ -45,6 +45,37 @@ def test_bucket_ids_match_the_loop_oracle(family, n_hashes):
 
 
 @pytest.mark.parametrize("family", lsh.FAMILIES)
+def test_chunked_hashing_matches_the_loop_oracle(family, monkeypatch):
+    """Rows are hashed in cache-sized chunks; with tiny chunks (the last one partial) nothing changes."""
+    monkeypatch.setitem(lsh._CHUNK_FLOATS, "cpu", 3 * 2 * 6 * 7)  # 7 rows of ℓ·z·D = 2·3·6 (cross-polytope)
+    x = torch.randn(45, 6, generator=torch.Generator().manual_seed(2))
+    tables = lsh.LSHTables(6, 2, 3, family, seed=5, device="cpu")
+    assert torch.equal(tables.bucket_ids(x), loop_oracle_bucket_ids(x, 2, 3, family, seed=5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dim", [1, 2, 5, 64, 65])
+def test_signed_axis_equals_its_reference_on_random_and_tied_inputs(dtype, dim):
+    generator = torch.Generator().manual_seed(dim)
+    random = torch.randn(3, 200, dim, generator=generator)
+    # Small integers: exact ties between +t and −t and between equal entries, and all-zero rows.
+    tied = torch.randint(-2, 3, (600, dim), generator=generator).float()
+    # Magnitudes equal to the last few bits, which the packed keys cannot tell apart.
+    near = torch.randn(600, dim, dtype=torch.float64, generator=generator)
+    largest = near.abs().max(dim=-1).values
+    near[:, -1] = largest * (1 - 1e-12)
+    near[:300, 0] = -largest[:300] * (1 - 2e-7)
+    for y in (random.to(dtype), tied.to(dtype), near.to(dtype)):
+        expected = lsh.signed_axis_reference(y if dtype in (torch.float32, torch.float64) else y.float())
+        assert torch.equal(lsh.signed_axis(y), expected)
+
+
+def test_signed_axis_reference_follows_its_tie_rule():
+    y = torch.tensor([[1.0, -2.0, 2.0], [0.0, -3.0, -3.0], [0.0, 0.0, 0.0], [5.0, 5.0, -1.0]])
+    assert lsh.signed_axis_reference(y).tolist() == [2, 4, 0, 0]
+
+
+@pytest.mark.parametrize("family", lsh.FAMILIES)
 def test_shapes_ranges_and_batch_dimensions(family):
     tables = lsh.LSHTables(8, 3, 2, family, device="cpu")
     x = torch.randn(2, 4, 10, 8)
