@@ -29,6 +29,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from numba import njit, prange
 from torch import nn
 
 from .checks import check_count, check_finite_floats
@@ -213,13 +214,37 @@ def _dense_bucket_index(key_ids, query_ids, n_buckets: int):
     )
 
 
+@njit(parallel=True, cache=True, boundscheck=False)
+def _scatter_add_rows(index, values, sums):  # pragma: no cover - compiled by numba; tested via anna_attention
+    """sums[index[u, j]] += values[j] for every table u and key j, one table per thread.
+
+    Tables own disjoint ranges of `sums` (see `_dense_bucket_index`), so threads never write the same row.
+    """
+    n_tables, n_keys = index.shape
+    for u in prange(n_tables):
+        for j in range(n_keys):
+            row = index[u, j]
+            for c in range(values.shape[1]):
+                sums[row, c] += values[j, c]
+
+
 def _build_buckets(key_index, v, size: int):
     """Algorithm 1's tables: the sum S and count C of the values in every bucket.
 
     key_index (T, B, M) from `_dense_bucket_index`, v (B, M, d_v) → S (size, d_v), C (size,)."""
     sums, values = v.new_zeros(size, v.shape[-1]), v.reshape(-1, v.shape[-1])
-    for u in range(key_index.shape[0]):  # one scatter per table spares an ℓ-fold copy of v
-        sums.index_add_(0, key_index[u].flatten(), values)
+    compiled = v.device.type == "cpu" and v.dtype in (torch.float32, torch.float64)
+    if compiled and not (v.requires_grad and torch.is_grad_enabled()):
+        # torch's CPU index_add_ is a slow generic scatter; a compiled loop is several times faster (it
+        # has no gradient, so training keeps index_add_)
+        _scatter_add_rows(
+            key_index.reshape(key_index.shape[0], -1).numpy(),
+            values.contiguous().numpy(),
+            sums.numpy(),
+        )
+    else:
+        for u in range(key_index.shape[0]):  # one scatter per table spares an ℓ-fold copy of v
+            sums.index_add_(0, key_index[u].flatten(), values)
     return sums, torch.bincount(key_index.flatten(), minlength=size)
 
 

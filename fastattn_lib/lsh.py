@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from numba import njit, prange
 
 from .checks import check_count, check_finite_floats
 from .device import DeviceLike, cpu_generator, resolve_device
@@ -36,7 +37,6 @@ _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps the
 # Rows are projected and reduced in chunks of about this many floats (2 MiB of float32), which stay in a
 # CPU core's cache between the matmul and the arg-max; a GPU prefers few large launches.
 _CHUNK_FLOATS = {"cpu": 2**19, "cuda": 2**26}
-_BITS_OF_FLOAT = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
 def _check_family(family) -> None:
@@ -54,35 +54,39 @@ def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
     return torch.where(top >= -bottom, top_axis, bottom_axis + y.shape[-1])
 
 
-def signed_axis(y: torch.Tensor) -> torch.Tensor:
-    """`signed_axis_reference(y)`, exactly, about twice as fast on a CPU.
+@njit(parallel=True, cache=True, boundscheck=False)
+def _signed_axis_rows(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
+    """The reference's rule, one row at a time: first max, first min, +t before −t."""
+    dim = y.shape[1]
+    for row in prange(y.shape[0]):
+        top, top_axis, bottom, bottom_axis = y[row, 0], 0, y[row, 0], 0
+        for a in range(1, dim):
+            value = y[row, a]
+            if value > top:
+                top, top_axis = value, a
+            if value < bottom:
+                bottom, bottom_axis = value, a
+        out[row] = top_axis if top >= -bottom else bottom_axis + dim
 
-    torch's arg-max over a short last dimension is several times slower than its plain max (the index
+
+def signed_axis(y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`signed_axis_reference(y)`, exactly; on a CPU three times faster, by one compiled pass.
+
+    torch's arg-max over a short last dimension is several times slower than its plain max (its index
     is not vectorised), and the cross-polytope hash is an arg-max over D = m entries for every token,
-    table and hash. So the index rides inside the value: the bits of a non-negative float order like
-    integers, and replacing the lowest ⌈log₂ D⌉ bits of |y_a|'s bit pattern by D − 1 − a gives integer
-    keys whose plain max names the largest |y_a| (the smallest a among equals). Dropping those bits
-    makes magnitudes closer than about 2⁻¹⁷ relative tie, so the winner is checked against the exact
-    max and min of y; the rare row where it is not the exact largest magnitude, or where +t and −t tie,
-    is redone by the reference. The sign is read off the winner.
+    table and hash: most of ANNA's time. On a CPU a numba loop finds the max and the min of each row in
+    one pass; on a GPU torch's own reductions are fast and used as they are. `out`, optional, is a
+    contiguous LongTensor of y.shape[:-1] to write into.
     """
-    if y.dtype not in _BITS_OF_FLOAT:
+    if y.device.type != "cpu":
+        codes = signed_axis_reference(y)
+        return codes if out is None else out.copy_(codes)
+    if y.dtype not in (torch.float32, torch.float64):
         y = y.float()  # float16 and bfloat16 widen exactly
-    y = y.contiguous()
-    dim, int_dtype = y.shape[-1], _BITS_OF_FLOAT[y.dtype]
-    axis_bits = max(dim - 1, 1).bit_length()
-    low = (1 << axis_bits) - 1
-    magnitude_without_low = (1 << (torch.finfo(y.dtype).bits - 1)) - 1 - low  # clears the sign bit too
-    key = y.view(int_dtype) & magnitude_without_low
-    key |= low - torch.arange(dim, device=y.device, dtype=int_dtype)
-    axis = low - (key.amax(dim=-1) & low)  # (...,)
-    winner = y.gather(-1, axis.long().unsqueeze(-1)).squeeze(-1)
-    top, bottom = y.amax(dim=-1), y.amin(dim=-1)
-    code = axis.long() + dim * (winner < 0)
-    unsure = (winner.abs() != torch.maximum(top, -bottom)) | (top == -bottom)
-    if unsure.any():
-        code[unsure] = signed_axis_reference(y[unsure])
-    return code
+    if out is None:
+        out = torch.empty(y.shape[:-1], dtype=torch.long)
+    _signed_axis_rows(y.detach().contiguous().view(-1, y.shape[-1]).numpy(), out.view(-1).numpy())
+    return out
 
 
 class LSHTables:
@@ -178,7 +182,7 @@ class LSHTables:
             if self.family == "hyperplane":
                 values[start : start + len(chunk)] = y > 0
             else:
-                values[start : start + len(chunk)] = signed_axis(y.view(len(chunk), -1, self.dim))
+                signed_axis(y.view(len(chunk), -1, self.dim), out=values[start : start + len(chunk)])
         return values
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
