@@ -129,9 +129,10 @@ class LSHTables:
             )
         self.n_buckets = self.values_per_hash**n_hashes
         generator = cpu_generator(seed, "lsh-tables")
-        out_per_hash = 1 if family == "hyperplane" else dim  # D = dim rows of the random rotation A
+        # Projections per hash: one hyperplane, or the D = dim rows of the random rotation A.
+        self.out_per_hash = 1 if family == "hyperplane" else dim
         # Drawn as [ℓ, z, D, m] so that table u's functions are the same for every ℓ > u.
-        draws = torch.randn(n_tables, n_hashes, out_per_hash, dim, generator=generator)
+        draws = torch.randn(n_tables, n_hashes, self.out_per_hash, dim, generator=generator)
         self.projections = draws.reshape(-1, dim).T.contiguous().to(self.device)  # (m, ℓ·z·D)
         self._radix = (self.values_per_hash ** torch.arange(n_hashes, dtype=torch.int64)).to(self.device)
 
@@ -172,8 +173,7 @@ class LSHTables:
     def _hash_rows(self, rows: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
         """Hash values of rows (R, m) under the given projections (m, T·D): LongTensor (R, T)."""
         width = projections.shape[1]
-        out_per_hash = 1 if self.family == "hyperplane" else self.dim
-        values = torch.empty(len(rows), width // out_per_hash, dtype=torch.long, device=rows.device)
+        values = torch.empty(len(rows), width // self.out_per_hash, dtype=torch.long, device=rows.device)
         chunk_rows = max(1, _CHUNK_FLOATS.get(rows.device.type, _CHUNK_FLOATS["cuda"]) // width)
         # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
         buffer = rows.new_empty(min(chunk_rows, len(rows)), width)

@@ -62,7 +62,7 @@ class TinyTransformer(nn.Module):
 
     def use_attention(self, kind: str, **params) -> TinyTransformer:
         """Switch every layer: `("softmax", beta=)`, `("anna", n_tables=ℓ or [ℓ per layer], n_hashes=)` or
-        `("collision_kernel", n_hashes=, n_tables=None, ℓ or [ℓ per layer])`.
+        `("collision_kernel", n_hashes=, n_tables=None, ℓ or [ℓ per layer])`, None meaning ℓ → ∞.
 
         With ANNA, layer i hashes with seed + 1000·i, so the layers draw independent hash functions.
         """

@@ -310,12 +310,11 @@ class DaskBackend:
         import dask.bag as db
 
         _check_protocol(protocol)
-        memories = _initial_memories(protocol)
-        state = db.from_sequence(list(enumerate(memories)), npartitions=self.n_partitions)
-        rounds, history = [], []
+        memories, rounds, history = _initial_memories(protocol), [], []
         for round in range(protocol.n_rounds):
             if record:
                 history.append([list(memory) for memory in memories])
+            state = db.from_sequence(list(enumerate(memories)), npartitions=self.n_partitions)
             stepped = state.map(_dask_local, protocol, round)
             shuffled = stepped.map(_dask_deliveries).flatten().groupby(lambda item: item[0], shuffle="tasks")
             received = shuffled.map(lambda group: (group[0], [parcel for _, parcel in group[1]])).map(
@@ -324,7 +323,6 @@ class DaskBackend:
             result = sorted(received.compute(), key=lambda item: item[0])
             memories = [memory for _, memory, _, _ in result]
             rounds.append(RoundStats(round, [sent for *_, sent, _ in result], [got for *_, got in result]))
-            state = db.from_sequence(list(enumerate(memories)), npartitions=self.n_partitions)
         if record:
             history.append([list(memory) for memory in memories])
         return MPCRun(protocol.output(memories), memories, rounds, history)
@@ -708,13 +706,14 @@ class ExactMatchCodes:
         draws = torch.randn(n_codes + 2, dim, generator=generator, dtype=torch.float64)
         self.vectors = nn.functional.normalize(draws, dim=-1)
         self.n_codes, self.n_tables, self.family, self.seed = n_codes, n_tables, family, seed
-        if n_hashes is None:
-            n_hashes = 1
-            while self._false_pairs(n_hashes):
-                n_hashes += 1  # terminates: (2·dim)^z buckets soon exceed any code book's birthday bound
+        auto = n_hashes is None
+        n_hashes = 1 if auto else n_hashes
         check_count("n_hashes", n_hashes)
-        self.n_hashes = n_hashes
-        self.false_collision_pairs = self._false_pairs(n_hashes)
+        pairs = self._false_pairs(n_hashes)
+        while auto and pairs:
+            n_hashes += 1  # terminates: (2·dim)^z buckets soon exceed any code book's birthday bound
+            pairs = self._false_pairs(n_hashes)
+        self.n_hashes, self.false_collision_pairs = n_hashes, pairs
 
     def _false_pairs(self, n_hashes: int) -> int:
         """Pairs of distinct codes that share a bucket in at least one of the ℓ tables."""
