@@ -33,6 +33,7 @@ from numba import njit, prange
 from torch import nn
 
 from .checks import check_count, check_finite_floats
+from .device import match_numba_threads
 from .lsh import LSHTables, _check_family, collision_probability_of_cosine
 
 IMPLS = ("tables", "linear_memory", "dense")
@@ -237,6 +238,7 @@ def _build_buckets(key_index, v, size: int):
     if compiled and not (v.requires_grad and torch.is_grad_enabled()):
         # torch's CPU index_add_ is a slow generic scatter; a compiled loop is several times faster (it
         # has no gradient, so training keeps index_add_)
+        match_numba_threads()
         _scatter_add_rows(
             key_index.reshape(key_index.shape[0], -1).numpy(),
             values.contiguous().numpy(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 
+import numba
 import numpy as np
 import torch
 
@@ -65,3 +66,12 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued CUDA work, so wall-clock timings measure the computation itself."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def match_numba_threads() -> None:
+    """Give numba's parallel kernels (called from this thread) as many threads as torch's CPU ops.
+
+    numba keeps a thread count of its own; following `torch.set_num_threads` makes one setting govern
+    both, so a caller that asks torch for one thread gets one thread everywhere.
+    """
+    numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))

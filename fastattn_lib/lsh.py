@@ -30,7 +30,7 @@ import torch
 from numba import njit, prange
 
 from .checks import check_count, check_finite_floats
-from .device import DeviceLike, cpu_generator, resolve_device
+from .device import DeviceLike, cpu_generator, match_numba_threads, resolve_device
 
 FAMILIES = ("hyperplane", "cross_polytope")
 _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps them exact
@@ -86,6 +86,7 @@ def signed_axis(y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tenso
         y = y.float()  # float16 and bfloat16 widen exactly
     if out is None:
         out = torch.empty(y.shape[:-1], dtype=torch.long)
+    match_numba_threads()
     _signed_axis_rows(y.detach().contiguous().view(-1, y.shape[-1]).numpy(), out.view(-1).numpy())
     return out
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -76,3 +77,22 @@ def test_command_line_writes_json_and_html(tmp_path):
     assert all("seconds" in r for r in report["results"]), report["results"]
     assert "anna_tables" in report["summary"]
     assert (tmp_path / "bench.html").stat().st_size > 100_000  # plotly.js is embedded: viewable offline
+
+
+def test_cpu_threads_sets_and_restores_the_thread_count_even_on_error():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="inside"):
+        with bench.cpu_threads(1):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n: expected an integer >= 1"):
+        with bench.cpu_threads(0):
+            pass
+
+
+def test_best_of_repeats_is_the_fastest_call():
+    durations = iter([0.03, 0.01, 0.02])
+    best, times = bench._best_seconds(lambda: time.sleep(next(durations)), torch.device("cpu"), 3)
+    assert len(times) == 3 and best == min(times)
+    assert times.index(best) == 1  # the 10 ms sleep; sleeping never returns early

@@ -145,11 +145,14 @@ def test_run_all_then_move_a_slider_with_the_keyboard(lab_url, notebook, slider_
 
             page.locator(".lm-MenuBar-item", has_text="Run").first.click()
             page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
-            # Every cell has run when no prompt shows "[*]" and the last code cell has a number.
+            # Every cell has run when every prompt shows a number; Run All stops at the first error, which
+            # leaves later prompts empty, so a traceback ends the wait too (and fails just below).
             page.wait_for_function(
                 """() => {
                     const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                    const outputs = [...document.querySelectorAll('.jp-OutputArea-output')];
+                    return (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)))
+                        || outputs.some(o => o.textContent.includes('Traceback'));
                 }""",
                 timeout=240_000,
             )

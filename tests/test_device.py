@@ -36,3 +36,19 @@ def test_generator_is_reproducible_and_validates_seed():
     for bad in (1.5, -1, 2**32):
         with pytest.raises(ValueError, match="seed"):
             cpu_generator(bad, "data")
+
+
+def test_numba_kernels_follow_torchs_thread_count():
+    import numba
+
+    from fastattn_lib.device import match_numba_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        match_numba_threads()
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    match_numba_threads()
+    assert numba.get_num_threads() == min(before, numba.config.NUMBA_NUM_THREADS)
