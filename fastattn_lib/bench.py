@@ -8,8 +8,7 @@ Methods, all on q, k, v of shape [1, 1, N, m] (one batch entry, one head):
   (the optional `bench` extra; skipped with a note when it is not installed).
 
 Each (method, N) runs in a fresh child process, so one method's allocations cannot inflate another's
-memory figure: a warm-up call, then the best of `--repeats` timed calls (CUDA synchronised; the fastest
-call is the cost of the work itself, since a busy machine only ever adds time to a call). Peak extra
+memory figure: a warm-up call, then the median of `--repeats` timed calls (CUDA synchronised). Peak extra
 memory is what the first call adds: `torch.cuda.max_memory_allocated` growth on CUDA, peak resident-set
 growth on CPU (coarser: whole pages, and the allocator's caching). For `anna_tables` the time is also split
 into hashing (normalise and bucket q and k), bucketing (number the buckets, build sums and counts) and
@@ -90,15 +89,15 @@ def _forward(method: str, q, k, v, n_tables: int, n_hashes: int, family: str):
     raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
 
 
-def _best_seconds(fn, device, repeats: int) -> tuple[float, list[float]]:
-    """The fastest of `repeats` calls, and all their times."""
+def _median_seconds(fn, device, repeats: int) -> tuple[float, list[float]]:
+    """The median of `repeats` calls, and all their times."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    return min(times), times
+    return statistics.median(times), times
 
 
 def _peak_rss_bytes() -> int:
@@ -106,7 +105,7 @@ def _peak_rss_bytes() -> int:
 
 
 def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats) -> dict:
-    """Best seconds of ANNA's three stages (Algorithm 1, non-causal), on the library's own pieces."""
+    """Median seconds of ANNA's three stages (Algorithm 1, non-causal), on the library's own pieces."""
     tables = LSHTables(q.shape[-1], n_tables, n_hashes, family, device=device)
     values = v.reshape(1, -1, v.shape[-1])
     state = {}
@@ -132,7 +131,7 @@ def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats) -> dic
     split = {}
     for name, stage in (("hashing", hashing), ("bucketing", bucketing), ("aggregation", aggregation)):
         stage()  # warm-up, and the state the next stage needs
-        split[name] = _best_seconds(stage, device, repeats)[0]
+        split[name] = _median_seconds(stage, device, repeats)[0]
     return split
 
 
@@ -147,11 +146,11 @@ def measure(method, n, dim, n_tables, n_hashes, family, device, repeats) -> dict
         base = torch.cuda.memory_allocated(device)
     else:
         base = _peak_rss_bytes()
-    first, _ = _best_seconds(fn, device, 1)  # warm-up; its allocations set the memory figure
+    first, _ = _median_seconds(fn, device, 1)  # warm-up; its allocations set the memory figure
     peak = (
         torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else _peak_rss_bytes() - base
     )
-    seconds, times = _best_seconds(fn, device, repeats)
+    seconds, times = _median_seconds(fn, device, repeats)
     result = {
         "method": method,
         "n": n,
