@@ -55,40 +55,61 @@ def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
-def _signed_axis_rows(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
-    """The reference's rule, row by row, in three loops the compiler vectorises: the max and the min,
-    then the first axis holding whichever has the larger magnitude (the max on a tie)."""
-    dim = y.shape[1]
-    for row in prange(y.shape[0]):
-        top, bottom = y[row, 0], y[row, 0]
-        for a in range(1, dim):
-            top, bottom = max(top, y[row, a]), min(bottom, y[row, a])
-        target, offset = (top, 0) if top >= -bottom else (bottom, dim)
-        first = dim
-        for a in range(dim):
-            first = min(first, a if y[row, a] == target else dim)
-        out[row] = first + offset
+def _signed_axis_columns(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
+    """The reference's rule down every column of y (T, D, R): out[t, r] = code of the vector y[t, :, r].
 
-
-def signed_axis(y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """`signed_axis_reference(y)`, exactly; on a CPU several times faster, by a compiled kernel.
-
-    torch's arg-max over a short last dimension is several times slower than its plain max (its index
-    is not vectorised), and the cross-polytope hash is an arg-max over D = m entries for every token,
-    table and hash: most of ANNA's time. On a CPU a numba kernel does each row in vectorised loops and
-    writes the codes in place; on a GPU torch's own reductions are fast and used as they are. `out`,
-    optional, is a contiguous LongTensor of shape y.shape[:-1] to write into.
+    Axis-major, so that each step is one pass over R contiguous numbers, which the compiler turns into
+    vector instructions (a row of only D numbers it does not): the max and the min over the axes, then
+    the winner and its offset (0 for +, D for −; the max on a tie), then the first axis holding the
+    winner, found by scanning the axes from last to first. One hash function per thread.
     """
-    if y.device.type != "cpu":
-        codes = signed_axis_reference(y)
-        return codes if out is None else out.copy_(codes)
+    n_functions, dim, n_rows = y.shape
+    for t in prange(n_functions):
+        top, bottom = y[t, 0].copy(), y[t, 0].copy()
+        for a in range(1, dim):
+            for r in range(n_rows):
+                value = y[t, a, r]
+                top[r] = value if value > top[r] else top[r]
+                bottom[r] = value if value < bottom[r] else bottom[r]
+        target = np.empty_like(top)
+        for r in range(n_rows):
+            positive = top[r] >= -bottom[r]
+            target[r] = top[r] if positive else bottom[r]
+            out[t, r] = 0 if positive else dim
+        first = np.zeros(n_rows, dtype=np.int64)
+        for a in range(dim - 1, -1, -1):
+            for r in range(n_rows):
+                first[r] = a if y[t, a, r] == target[r] else first[r]
+        for r in range(n_rows):
+            out[t, r] += first[r]
+
+
+def signed_axis_columns(y: torch.Tensor, out: torch.Tensor) -> None:
+    """Write `signed_axis_reference` of every column y[t, :, r] of y (T, D, R) into out (T, R), exactly.
+
+    The cross-polytope hash is an arg-max over D = m numbers for every token, table and hash: most of
+    ANNA's time. torch's arg-max over a short dimension is slow on a CPU (its index is not vectorised),
+    so there a compiled kernel does it; on a GPU torch's own reductions are fast and used as they are.
+    y must be contiguous, float32 or float64 on a CPU.
+    """
+    if y.device.type == "cpu":
+        match_numba_threads()
+        _signed_axis_columns(y.detach().numpy(), out.numpy())
+    else:
+        out.copy_(signed_axis_reference(y.transpose(1, 2)))
+
+
+def signed_axis(y: torch.Tensor) -> torch.Tensor:
+    """`signed_axis_reference(y)`, exactly, by `signed_axis_columns`: codes of shape y.shape[:-1]."""
     if y.dtype not in (torch.float32, torch.float64):
         y = y.float()  # float16 and bfloat16 widen exactly
-    if out is None:
-        out = torch.empty(y.shape[:-1], dtype=torch.long)
-    match_numba_threads()
-    _signed_axis_rows(y.detach().contiguous().view(-1, y.shape[-1]).numpy(), out.view(-1).numpy())
-    return out
+    rows = y.detach().reshape(-1, y.shape[-1])
+    codes = torch.empty(len(rows), dtype=torch.long, device=y.device)
+    block = max(1, _CHUNK_FLOATS.get(y.device.type, _CHUNK_FLOATS["cuda"]) // y.shape[-1])
+    for start in range(0, len(rows), block):  # blocks whose transposed copy stays in cache
+        columns = rows[start : start + block].T.contiguous().unsqueeze(0)  # (1, D, block)
+        signed_axis_columns(columns, codes[start : start + block].unsqueeze(0))
+    return codes.view(y.shape[:-1])
 
 
 class LSHTables:
@@ -165,26 +186,30 @@ class LSHTables:
             n_tables, projections = 1, projections[:, table * width : (table + 1) * width]
         # Hash values are piecewise constant in x: no gradient flows through them.
         rows, projections = x.detach().reshape(-1, self.dim), projections.to(x.dtype)  # (R, m), (m, ℓ·z·D)
-        values = self._hash_rows(rows, projections).view(
-            *x.shape[:-1], n_tables, self.n_hashes
-        )  # (..., N, ℓ, z)
-        values = values.movedim(-2, 0)  # (ℓ, ..., N, z)
+        values = self._hash_rows(rows, projections).view(n_tables, self.n_hashes, *x.shape[:-1])
+        values = values.movedim(1, -1)  # (ℓ, ..., N, z)
         return values[0] if table is not None else values
 
     def _hash_rows(self, rows: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
-        """Hash values of rows (R, m) under the given projections (m, T·D): LongTensor (R, T)."""
+        """Hash values of rows (R, m) under the given projections (m, T·D): LongTensor (T, R).
+
+        Projections come out axis-major, (T·D, rows), the layout `signed_axis_columns` reads fastest.
+        """
         width = projections.shape[1]
-        values = torch.empty(len(rows), width // self.out_per_hash, dtype=torch.long, device=rows.device)
+        n_functions = width // self.out_per_hash
+        values = torch.empty(n_functions, len(rows), dtype=torch.long, device=rows.device)
         chunk_rows = max(1, _CHUNK_FLOATS.get(rows.device.type, _CHUNK_FLOATS["cuda"]) // width)
         # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
-        buffer = rows.new_empty(min(chunk_rows, len(rows)), width)
+        buffer = rows.new_empty(width * min(chunk_rows, len(rows)))
         for start in range(0, len(rows), chunk_rows):
             chunk = rows[start : start + chunk_rows]
-            y = torch.mm(chunk, projections, out=buffer[: len(chunk)])  # (r, T·D)
+            y = torch.mm(projections.T, chunk.T, out=buffer[: width * len(chunk)].view(width, len(chunk)))
             if self.family == "hyperplane":
-                values[start : start + len(chunk)] = y > 0
+                values[:, start : start + len(chunk)] = y > 0
             else:
-                signed_axis(y.view(len(chunk), -1, self.dim), out=values[start : start + len(chunk)])
+                signed_axis_columns(
+                    y.view(n_functions, self.dim, len(chunk)), values[:, start : start + len(chunk)]
+                )
         return values
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:

@@ -70,6 +70,19 @@ def test_signed_axis_equals_its_reference_on_random_and_tied_inputs(dtype, dim):
         assert torch.equal(lsh.signed_axis(y), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [1, 3, 64])
+def test_signed_axis_columns_writes_every_function_into_a_strided_output(dtype, dim):
+    """The layout ANNA hashes in: T functions × D axes × R rows, written into a slice of a wider table."""
+    generator = torch.Generator().manual_seed(dim)
+    y = torch.randint(-2, 3, (5, dim, 300), generator=generator).to(dtype)  # ties and all-zero columns
+    y[:, :, :150] = torch.randn(5, dim, 150, generator=generator, dtype=dtype)
+    table = torch.full((5, 310), -1, dtype=torch.long)
+    lsh.signed_axis_columns(y, table[:, 4:304])
+    assert torch.equal(table[:, 4:304], lsh.signed_axis_reference(y.transpose(1, 2)))
+    assert (table[:, :4] == -1).all() and (table[:, 304:] == -1).all()  # nothing written outside
+
+
 def test_signed_axis_reference_follows_its_tie_rule():
     y = torch.tensor([[1.0, -2.0, 2.0], [0.0, -3.0, -3.0], [0.0, 0.0, 0.0], [5.0, 5.0, -1.0]])
     assert lsh.signed_axis_reference(y).tolist() == [2, 4, 0, 0]
