@@ -37,6 +37,7 @@ _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps the
 # Rows are projected and reduced in chunks of about this many floats (2 MiB of float32), which stay in a
 # CPU core's cache between the matmul and the arg-max; a GPU prefers few large launches.
 _CHUNK_FLOATS = {"cpu": 2**19, "cuda": 2**26}
+_COLUMN_BLOCK = 512  # columns per thread in the compiled arg-max: its five work arrays stay in L1
 
 
 def _check_family(family) -> None:
@@ -58,30 +59,37 @@ def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
 def _signed_axis_columns(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
     """The reference's rule down every column of y (T, D, R): out[t, r] = code of the vector y[t, :, r].
 
-    Axis-major, so that each step is one pass over R contiguous numbers, which the compiler turns into
+    Axis-major, so that each step is one pass over contiguous numbers, which the compiler turns into
     vector instructions (a row of only D numbers it does not): the max and the min over the axes, then
     the winner and its offset (0 for +, D for −; the max on a tie), then the first axis holding the
-    winner, found by scanning the axes from last to first. One hash function per thread.
+    winner, found by scanning the axes from last to first. Threads take blocks of columns of one hash
+    function each, so that a single function (one table, z = 1) still uses every core.
     """
     n_functions, dim, n_rows = y.shape
-    for t in prange(n_functions):
-        top, bottom = y[t, 0].copy(), y[t, 0].copy()
+    n_blocks = (n_rows + _COLUMN_BLOCK - 1) // _COLUMN_BLOCK
+    for job in prange(n_functions * n_blocks):
+        t, start = job // n_blocks, (job % n_blocks) * _COLUMN_BLOCK
+        stop = min(start + _COLUMN_BLOCK, n_rows)
+        top, bottom = y[t, 0, start:stop].copy(), y[t, 0, start:stop].copy()
         for a in range(1, dim):
-            for r in range(n_rows):
-                value = y[t, a, r]
+            column = y[t, a, start:stop]
+            for r in range(stop - start):
+                value = column[r]
                 top[r] = value if value > top[r] else top[r]
                 bottom[r] = value if value < bottom[r] else bottom[r]
         target = np.empty_like(top)
-        for r in range(n_rows):
+        offset = np.empty(stop - start, dtype=np.int64)
+        for r in range(stop - start):
             positive = top[r] >= -bottom[r]
             target[r] = top[r] if positive else bottom[r]
-            out[t, r] = 0 if positive else dim
-        first = np.zeros(n_rows, dtype=np.int64)
+            offset[r] = 0 if positive else dim
+        first = np.zeros(stop - start, dtype=np.int64)
         for a in range(dim - 1, -1, -1):
-            for r in range(n_rows):
-                first[r] = a if y[t, a, r] == target[r] else first[r]
-        for r in range(n_rows):
-            out[t, r] += first[r]
+            column = y[t, a, start:stop]
+            for r in range(stop - start):
+                first[r] = a if column[r] == target[r] else first[r]
+        for r in range(stop - start):
+            out[t, start + r] = first[r] + offset[r]
 
 
 def signed_axis_columns(y: torch.Tensor, out: torch.Tensor) -> None:
