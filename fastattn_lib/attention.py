@@ -324,7 +324,8 @@ def anna_attention(
                 tables.n_buckets,
                 causal,
             )
-            num, den = num + table_num, den + table_den
+            num += table_num
+            den += table_den
     out = num / den.clamp(min=1).unsqueeze(-1).to(v.dtype)  # rows without a collision stay 0
     return out.reshape(*batch_shape, n_queries, d_v)
 

@@ -9,8 +9,9 @@ Methods, all on q, k, v of shape [1, 1, N, m] (one batch entry, one head):
 
 Each (method, N) runs in a fresh child process, so one method's allocations cannot inflate another's
 memory figure: a warm-up call, then the median of `--repeats` timed calls (CUDA synchronised). Peak extra
-memory is what the first call adds: `torch.cuda.max_memory_allocated` growth on CUDA, peak resident-set
-growth on CPU (coarser: whole pages, and the allocator's caching). For `anna_tables` the time is also split
+memory is what the first call at N adds, after a call at a small N has loaded what every call shares:
+`torch.cuda.max_memory_allocated` growth on CUDA, peak resident-set growth on CPU (coarser: whole pages,
+and the allocator's caching). For `anna_tables` the time is also split
 into hashing (normalise and bucket q and k), bucketing (number the buckets, build sums and counts) and
 aggregation (each query reads its ℓ buckets).
 
@@ -138,6 +139,9 @@ def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats) -> dic
 def measure(method, n, dim, n_tables, n_hashes, family, device, repeats) -> dict:
     """Time and peak extra memory of one method at one N, in this process."""
     device = resolve_device(device)
+    # A small call first loads what every call shares (compiled kernels, BLAS), so the memory figure
+    # below is what N itself costs.
+    _forward(method, *_inputs(min(n, 256), dim, device), n_tables, n_hashes, family)()
     q, k, v = _inputs(n, dim, device)
     fn = _forward(method, q, k, v, n_tables, n_hashes, family)
     synchronize(device)
