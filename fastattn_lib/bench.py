@@ -51,7 +51,8 @@ def cpu_threads(n: int):
 
     Timing on one thread compares the algorithms rather than how well each spreads over the cores, and
     parallel CPU code waits for its slowest thread: on a machine that is busy with something else (a
-    browser drawing plots) a multi-threaded call can lose whole scheduler ticks, a one-thread call cannot.
+    browser drawing plots) a multi-threaded call can lose whole scheduler ticks waiting for a thread that
+    is not running; a one-thread call waits for no other thread.
     """
     check_count("n", n)
     before = torch.get_num_threads()
