@@ -157,7 +157,8 @@ def test_previous_token_weight_reads_the_first_layer():
     x, _ = data.load_test_set("khop")
     copied = training.load_pretrained("induction", 10.0, stage="surrogate", device="cpu")
     soft = training.previous_token_weight(copied, x[:8])
-    first = copied.attention_weights(x[:8])[0][:, 0]
+    with torch.no_grad():
+        first = copied.attention_weights(x[:8])[0][:, 0]
     assert soft == pytest.approx(
         float(torch.stack([first[:, i, i - 1] for i in range(1, 100)]).mean()), abs=1e-6
     )
