@@ -40,6 +40,11 @@ _CHUNK_FLOATS = {"cpu": 2**19, "cuda": 2**26}
 _COLUMN_BLOCK = 512  # columns per thread in the compiled arg-max: its five work arrays stay in L1
 
 
+def _chunk_rows(device: torch.device, width: int) -> int:
+    """Rows of `width` floats per chunk on `device` (see `_CHUNK_FLOATS`)."""
+    return max(1, _CHUNK_FLOATS.get(device.type, _CHUNK_FLOATS["cuda"]) // width)
+
+
 def _check_family(family) -> None:
     if family not in FAMILIES:
         raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
@@ -113,7 +118,7 @@ def signed_axis(y: torch.Tensor) -> torch.Tensor:
         y = y.float()  # float16 and bfloat16 widen exactly
     rows = y.detach().reshape(-1, y.shape[-1])
     codes = torch.empty(len(rows), dtype=torch.long, device=y.device)
-    block = max(1, _CHUNK_FLOATS.get(y.device.type, _CHUNK_FLOATS["cuda"]) // y.shape[-1])
+    block = _chunk_rows(y.device, y.shape[-1])
     for start in range(0, len(rows), block):  # blocks whose transposed copy stays in cache
         columns = rows[start : start + block].T.contiguous().unsqueeze(0)  # (1, D, block)
         signed_axis_columns(columns, codes[start : start + block].unsqueeze(0))
@@ -206,7 +211,7 @@ class LSHTables:
         width = projections.shape[1]
         n_functions = width // self.out_per_hash
         values = torch.empty(n_functions, len(rows), dtype=torch.long, device=rows.device)
-        chunk_rows = max(1, _CHUNK_FLOATS.get(rows.device.type, _CHUNK_FLOATS["cuda"]) // width)
+        chunk_rows = _chunk_rows(rows.device, width)
         # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
         buffer = rows.new_empty(width * min(chunk_rows, len(rows)))
         for start in range(0, len(rows), chunk_rows):
