@@ -1,10 +1,24 @@
-"""fastattn_lib: the small library behind the fastattn notebooks.
+"""fastattn_lib: the small library behind the fastattn notebooks. Modules in reading order:
 
-- `device`    picks CPU or CUDA (`"auto"`) and seeds generators.
-- `lsh`       random-hyperplane and cross-polytope hashing, the ℓ tables of z concatenated hashes,
-              and the collision-probability theory the notebooks compare against.
-- `notebooks` runs the notebooks headless (papermill) and strips their outputs.
-- `panels/`   one module per notebook: pure update functions, figures and the widgets built on them.
+- `checks`      every argument check, one ValueError naming the argument.
+- `device`      CPU or CUDA (`"auto"`), seeded generators, memory limits.
+- `kernels`     the two compiled CPU kernels (cross-polytope arg-max, bucket sums) beside their torch oracles.
+- `lsh`         hyperplane and cross-polytope hashing, ℓ tables of z hashes, collision-probability theory.
+- `anna`        ANNA: collision-count-weighted bucket averages (Algorithms 1 and 2, the dense oracle),
+                the collision kernel for training, and the (c, r, ℓ)-ANNA guarantee checked on an input.
+- `attention`   attention kinds as values (`Softmax`, `Anna`, `CollisionKernel`, `StraightThroughAnna`,
+                `LowRank`), softmax and low-rank attention.
+- `reformer`    constant-size-bucket attention and the depth it needs for a global average.
+- `tasks`       Match2 and k-hop / induction heads.
+- `models`      one tiny transformer for every experiment, its attention given per layer.
+- `training`    the softmax surrogate, fine-tuning into ANNA, checkpoints and the error grids (a package).
+- `mpc`         the MPC model, its protocols, and transformers that execute them (a package).
+- `nats`        NAtS roles, masks, the evicting KV cache and the baseline policies.
+- `nats_experiment`  the records-and-queries experiment comparing NAtS with StreamingLLM and H2O.
+- `data`        the shipped test sets and checkpoints, verified against their manifest.
+- `bench`       `python -m fastattn_lib.bench`: ANNA's speed and memory against its peers.
+- `notebooks`   runs the notebooks headless (papermill) and strips their outputs.
+- `panels/`     one module per notebook: pure update functions, figures and the widgets built on them.
 """
 
 __version__ = "0.1.0"

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import attention
+from . import anna, attention
 from .checks import check_count
 from .device import cpu_generator, resolve_device, synchronize
 from .lsh import LSHTables
@@ -121,13 +121,13 @@ def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats) -> dic
 
     def bucketing():
         query_ids, key_ids = state["ids"]
-        key_index, state["query_index"], size = attention._dense_bucket_index(
+        key_index, state["query_index"], size = anna.number_buckets(
             key_ids, query_ids, tables.n_buckets
         )
-        state["tables"] = attention._build_buckets(key_index, values, size)
+        state["tables"] = anna.build_buckets(key_index, values, size)
 
     def aggregation():
-        num, den = attention._read_buckets(state["query_index"], *state["tables"])
+        num, den = anna.read_buckets(state["query_index"], *state["tables"])
         return num / den.clamp(min=1).unsqueeze(-1)
 
     split = {}

@@ -9,6 +9,7 @@ gives the same numbers on every device.
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numba
@@ -66,6 +67,14 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued CUDA work, so wall-clock timings measure the computation itself."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def memory_limit(device: torch.device) -> int:
+    """Bytes of memory `device` has in all (the GPU's memory, or the machine's RAM): what no single
+    allocation can exceed, so a request above it is refused up front instead of dying in the allocator."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def match_numba_threads() -> None:

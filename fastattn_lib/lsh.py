@@ -27,115 +27,29 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from numba import njit, prange
 
-from .checks import check_count, check_finite_floats
-from .device import DeviceLike, cpu_generator, match_numba_threads, resolve_device
+from .checks import FAMILIES, check_count, check_family, check_finite_floats  # noqa: F401  (FAMILIES: public here)
+from .device import DeviceLike, cpu_generator, memory_limit, resolve_device
+from .kernels import chunk_rows, signed_axis, signed_axis_columns
 
-FAMILIES = ("hyperplane", "cross_polytope")
 _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps them exact
-# Rows are projected and reduced in chunks of about this many floats (2 MiB of float32), which stay in a
-# CPU core's cache between the matmul and the arg-max; a GPU prefers few large launches.
-_CHUNK_FLOATS = {"cpu": 2**19, "cuda": 2**26}
-_COLUMN_BLOCK = 512  # columns per thread in the compiled arg-max: its five work arrays stay in L1
-
-
-def _chunk_rows(device: torch.device, width: int) -> int:
-    """Rows of `width` floats per chunk on `device` (see `_CHUNK_FLOATS`)."""
-    return max(1, _CHUNK_FLOATS.get(device.type, _CHUNK_FLOATS["cuda"]) // width)
-
-
-def _check_family(family) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
-
-
-def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
-    """The cross-polytope hash of y's direction: the index in 0 .. 2D−1 of the vertex ±e_a closest to
-    y/‖y‖, over the last dimension D: a if the largest-magnitude entry y_a is positive, D + a if negative.
-    Ties go to the smaller index: +t beats −t, and the first of equal entries wins (probability 0 for
-    continuous inputs, but defined). The plain definition, kept as the oracle of `signed_axis`."""
-    top, top_axis = y.max(dim=-1)
-    bottom, bottom_axis = y.min(dim=-1)
-    return torch.where(top >= -bottom, top_axis, bottom_axis + y.shape[-1])
-
-
-@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
-def _signed_axis_columns(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
-    """The reference's rule down every column of y (T, D, R): out[t, r] = code of the vector y[t, :, r].
-
-    Axis-major, so that each step is one pass over contiguous numbers, which the compiler turns into
-    vector instructions (a row of only D numbers it does not): the max and the min over the axes, then
-    the winner and its offset (0 for +, D for −; the max on a tie), then the first axis holding the
-    winner, found by scanning the axes from last to first. Threads take blocks of columns of one hash
-    function each, so that a single function (one table, z = 1) still uses every core.
-    """
-    n_functions, dim, n_rows = y.shape
-    n_blocks = (n_rows + _COLUMN_BLOCK - 1) // _COLUMN_BLOCK
-    for job in prange(n_functions * n_blocks):
-        t, start = job // n_blocks, (job % n_blocks) * _COLUMN_BLOCK
-        stop = min(start + _COLUMN_BLOCK, n_rows)
-        top, bottom = y[t, 0, start:stop].copy(), y[t, 0, start:stop].copy()
-        for a in range(1, dim):
-            column = y[t, a, start:stop]
-            for r in range(stop - start):
-                value = column[r]
-                top[r] = value if value > top[r] else top[r]
-                bottom[r] = value if value < bottom[r] else bottom[r]
-        target = np.empty_like(top)
-        offset = np.empty(stop - start, dtype=np.int64)
-        for r in range(stop - start):
-            positive = top[r] >= -bottom[r]
-            target[r] = top[r] if positive else bottom[r]
-            offset[r] = 0 if positive else dim
-        first = np.zeros(stop - start, dtype=np.int64)
-        for a in range(dim - 1, -1, -1):
-            column = y[t, a, start:stop]
-            for r in range(stop - start):
-                first[r] = a if column[r] == target[r] else first[r]
-        for r in range(stop - start):
-            out[t, start + r] = first[r] + offset[r]
-
-
-def signed_axis_columns(y: torch.Tensor, out: torch.Tensor) -> None:
-    """Write `signed_axis_reference` of every column y[t, :, r] of y (T, D, R) into out (T, R), exactly.
-
-    The cross-polytope hash is an arg-max over D = m numbers for every token, table and hash: most of
-    ANNA's time. torch's arg-max over a short dimension is slow on a CPU (its index is not vectorised),
-    so there a compiled kernel does it; on a GPU torch's own reductions are fast and used as they are.
-    y must be contiguous, float32 or float64 on a CPU.
-    """
-    if y.device.type == "cpu":
-        match_numba_threads()
-        _signed_axis_columns(y.detach().numpy(), out.numpy())
-    else:
-        out.copy_(signed_axis_reference(y.transpose(1, 2)))
-
-
-def signed_axis(y: torch.Tensor) -> torch.Tensor:
-    """`signed_axis_reference(y)`, exactly, by `signed_axis_columns`: codes of shape y.shape[:-1]."""
-    if y.dtype not in (torch.float32, torch.float64):
-        y = y.float()  # float16 and bfloat16 widen exactly
-    rows = y.detach().reshape(-1, y.shape[-1])
-    codes = torch.empty(len(rows), dtype=torch.long, device=y.device)
-    block = _chunk_rows(y.device, y.shape[-1])
-    for start in range(0, len(rows), block):  # blocks whose transposed copy stays in cache
-        columns = rows[start : start + block].T.contiguous().unsqueeze(0)  # (1, D, block)
-        signed_axis_columns(columns, codes[start : start + block].unsqueeze(0))
-    return codes.view(y.shape[:-1])
 
 
 class LSHTables:
     """ℓ = `n_tables` hash tables, each keyed by z = `n_hashes` concatenated hash functions.
 
-    The hash functions are drawn once, from a CPU generator seeded with `seed`, table by table, so the
-    same arguments give the same functions on every device, and the first u tables of an ℓ-table draw
-    are the tables of the u-table draw (adding tables never changes the old ones).
-
     `bucket_ids(x)` maps x of shape [..., N, dim] to ids of shape [n_tables, ..., N]: points i and j share
     a bucket of table u exactly when all z hash values of table u agree. Ids are the z values read as
     one mixed-radix number, in 0 .. n_buckets − 1, with n_buckets = 2^z (hyperplane) or (2·dim)^z
     (cross-polytope).
+
+    The hash functions are drawn once, from a CPU generator seeded with `seed`, table by table, so the
+    same arguments give the same functions on every device, and the first u tables of an ℓ-table draw
+    are the tables of the u-table draw (adding tables never changes the old ones).
+
+    `LSHTables.per_head(dim, n_heads, ...)` gives every head its own functions: head h uses exactly the
+    functions `LSHTables(dim, ..., seed=seed + h)` draws, and `bucket_ids(x)` takes x [..., H, N, dim],
+    hashing all heads in one batched pass.
     """
 
     def __init__(
@@ -146,11 +60,12 @@ class LSHTables:
         family: str = "cross_polytope",
         seed: int = 0,
         device: DeviceLike = None,
+        _head_seeds: tuple[int, ...] | None = None,
     ):
         check_count("dim", dim)
         check_count("n_tables", n_tables)
         check_count("n_hashes", n_hashes)
-        _check_family(family)
+        check_family(family)
         self.dim, self.n_tables, self.n_hashes, self.family, self.seed = dim, n_tables, n_hashes, family, seed
         self.device = resolve_device(device)
         # Values one hash function can take: a bit, or a signed coordinate of R^dim.
@@ -163,24 +78,52 @@ class LSHTables:
                 f"use n_hashes <= {max_z}"
             )
         self.n_buckets = self.values_per_hash**n_hashes
-        generator = cpu_generator(seed, "lsh-tables")
         # Projections per hash: one hyperplane, or the D = dim rows of the random rotation A.
         self.out_per_hash = 1 if family == "hyperplane" else dim
+        seeds = (seed,) if _head_seeds is None else _head_seeds
+        self.n_heads = None if _head_seeds is None else len(seeds)
+        width = n_tables * n_hashes * self.out_per_hash
+        needed = 4 * len(seeds) * width * dim  # float32 projections
+        if needed > memory_limit(self.device):
+            raise ValueError(
+                f"n_tables: {n_tables} tables of {n_hashes} hashes would need {needed} bytes of projections, "
+                f"more than {self.device} has ({memory_limit(self.device)} bytes)"
+            )
         # Drawn as [ℓ, z, D, m] so that table u's functions are the same for every ℓ > u.
-        draws = torch.randn(n_tables, n_hashes, self.out_per_hash, dim, generator=generator)
-        self.projections = draws.reshape(-1, dim).T.contiguous().to(self.device)  # (m, ℓ·z·D)
+        draws = [
+            torch.randn(n_tables, n_hashes, self.out_per_hash, dim, generator=cpu_generator(s, "lsh-tables"))
+            for s in seeds
+        ]
+        # (H, m, ℓ·z·D): one block of projections per head (H = 1 without heads)
+        self.projections = torch.stack([d.reshape(-1, dim).T for d in draws]).contiguous().to(self.device)
         self._radix = (self.values_per_hash ** torch.arange(n_hashes, dtype=torch.int64)).to(self.device)
 
+    @classmethod
+    def per_head(
+        cls, dim, n_heads, n_tables, n_hashes, family="cross_polytope", seed=0, device: DeviceLike = None
+    ) -> LSHTables:
+        """Tables for H heads, head h drawn with seed + h: `bucket_ids(x)` takes x [..., H, N, dim]."""
+        check_count("n_heads", n_heads)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed: expected an integer, got {seed!r}")
+        heads = tuple(seed + h for h in range(n_heads))
+        return cls(dim, n_tables, n_hashes, family, seed, device, _head_seeds=heads)
+
     def __repr__(self) -> str:
+        heads = "" if self.n_heads is None else f", n_heads={self.n_heads}"
         return (
             f"LSHTables(dim={self.dim}, n_tables={self.n_tables}, n_hashes={self.n_hashes}, "
-            f"family={self.family!r}, seed={self.seed}, device={str(self.device)!r})"
+            f"family={self.family!r}, seed={self.seed}{heads}, device={str(self.device)!r})"
         )
 
     def _check_points(self, x: torch.Tensor) -> None:
         check_finite_floats("x", x)
-        if x.dim() < 2 or x.shape[-1] != self.dim:
+        if self.n_heads is None and (x.dim() < 2 or x.shape[-1] != self.dim):
             raise ValueError(f"x: expected shape [..., N, {self.dim}], got {tuple(x.shape)}")
+        if self.n_heads is not None and (
+            x.dim() < 3 or x.shape[-1] != self.dim or x.shape[-3] != self.n_heads
+        ):
+            raise ValueError(f"x: expected shape [..., {self.n_heads}, N, {self.dim}], got {tuple(x.shape)}")
         if x.device != self.device:
             raise ValueError(f"x: is on {x.device} but the tables were drawn on {self.device}")
 
@@ -195,33 +138,39 @@ class LSHTables:
         if table is not None:
             if isinstance(table, bool) or not isinstance(table, int) or not 0 <= table < self.n_tables:
                 raise ValueError(f"table: expected an integer in [0, {self.n_tables}), got {table!r}")
-            width = projections.shape[1] // self.n_tables
-            n_tables, projections = 1, projections[:, table * width : (table + 1) * width]
+            width = projections.shape[-1] // self.n_tables
+            n_tables, projections = 1, projections[..., table * width : (table + 1) * width]
         # Hash values are piecewise constant in x: no gradient flows through them.
-        rows, projections = x.detach().reshape(-1, self.dim), projections.to(x.dtype)  # (R, m), (m, ℓ·z·D)
-        values = self._hash_rows(rows, projections).view(n_tables, self.n_hashes, *x.shape[:-1])
-        values = values.movedim(1, -1)  # (ℓ, ..., N, z)
+        x = x.detach() if self.n_heads is None else x.detach().movedim(-3, 0)  # heads first
+        rows = x.reshape(len(projections), -1, self.dim)  # (H, R, m)
+        values = self._hash_rows(rows, projections.to(x.dtype))  # (H, ℓ·z, R)
+        lead = x.shape[:-1] if self.n_heads is None else x.shape[1:-1]  # (..., N)
+        values = values.view(len(projections), n_tables, self.n_hashes, *lead)
+        values = values.movedim(2, -1)  # (H, ℓ, ..., N, z)
+        values = values[0] if self.n_heads is None else values.movedim(0, -3)  # (ℓ, ..., [H,] N, z)
         return values[0] if table is not None else values
 
     def _hash_rows(self, rows: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
-        """Hash values of rows (R, m) under the given projections (m, T·D): LongTensor (T, R).
+        """Hash values of rows (H, R, m) under the projections (H, m, T·D): LongTensor (H, T, R).
 
         Projections come out axis-major, (T·D, rows), the layout `signed_axis_columns` reads fastest.
         """
-        width = projections.shape[1]
+        n_heads, n_rows, width = len(rows), rows.shape[1], projections.shape[-1]
         n_functions = width // self.out_per_hash
-        values = torch.empty(n_functions, len(rows), dtype=torch.long, device=rows.device)
-        chunk_rows = _chunk_rows(rows.device, width)
+        values = torch.empty(n_heads, n_functions, n_rows, dtype=torch.long, device=rows.device)
+        step = chunk_rows(rows.device, n_heads * width)
         # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
-        buffer = rows.new_empty(width * min(chunk_rows, len(rows)))
-        for start in range(0, len(rows), chunk_rows):
-            chunk = rows[start : start + chunk_rows]
-            y = torch.mm(projections.T, chunk.T, out=buffer[: width * len(chunk)].view(width, len(chunk)))
+        buffer = rows.new_empty(n_heads * width * min(step, n_rows))
+        for start in range(0, n_rows, step):
+            chunk = rows[:, start : start + step]  # (H, c, m)
+            y = buffer[: n_heads * width * chunk.shape[1]].view(n_heads, width, chunk.shape[1])
+            torch.bmm(projections.transpose(1, 2), chunk.transpose(1, 2), out=y)  # (H, T·D, c)
             if self.family == "hyperplane":
-                values[:, start : start + len(chunk)] = y > 0
+                values[:, :, start : start + chunk.shape[1]] = y > 0
             else:
                 signed_axis_columns(
-                    y.view(n_functions, self.dim, len(chunk)), values[:, start : start + len(chunk)]
+                    y.view(n_heads * n_functions, self.dim, chunk.shape[1]),
+                    values[:, :, start : start + chunk.shape[1]].view(n_heads * n_functions, -1),
                 )
         return values
 
@@ -309,7 +258,7 @@ def collision_probability(theta, family: str = "hyperplane", n_hashes: int = 1, 
 
     Returns a float for a scalar θ, otherwise a float64 tensor of θ's shape.
     """
-    _check_family(family)
+    check_family(family)
     check_count("n_hashes", n_hashes)
     check_count("n_tables", n_tables)
     angles, scalar = _as_angles(theta)
@@ -332,7 +281,7 @@ def collision_probability_of_cosine(
     Monte-Carlo table), written in torch on `cos`'s device and dtype so autograd can train through it.
     Linear interpolation in cos θ keeps the slope bounded at cos = ±1, where d arccos / d cos is infinite.
     """
-    _check_family(family)
+    check_family(family)
     cos = cos.clamp(-1.0, 1.0)
     if family == "hyperplane":
         # arccos has an infinite slope at ±1: exact values there, gradients only from the interior
@@ -358,7 +307,7 @@ def rho(r: float, c: float, family: str = "hyperplane", dim=None) -> float:
     """LSH quality ρ = ln(1/p1) / ln(1/p2), p1 = p(distance r), p2 = p(distance c·r), for unit vectors.
 
     Smaller is better: ℓ ≈ N^ρ tables find near neighbours (ANNA's bound uses N^{3ρ}). For hyperplanes
-    ρ ≈ 1/c for small r; cross-polytope approaches the optimal ≈ 1/c².
+    ρ ≈ 1/c for small r; cross-polytope tends to the optimal 1/c² only as the dimension grows.
     """
     if not (0 < r and c > 1 and c * r < 2):
         raise ValueError(f"r, c: expected r > 0, c > 1 and c·r < 2 (unit vectors), got r={r}, c={c}")

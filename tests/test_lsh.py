@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fastattn_lib import lsh
+from fastattn_lib import kernels, lsh
 from fastattn_lib.device import cpu_generator
 
 ANGLES = torch.tensor(
@@ -47,45 +47,12 @@ def test_bucket_ids_match_the_loop_oracle(family, n_hashes):
 @pytest.mark.parametrize("family", lsh.FAMILIES)
 def test_chunked_hashing_matches_the_loop_oracle(family, monkeypatch):
     """Rows are hashed in cache-sized chunks; with tiny chunks (the last one partial) nothing changes."""
-    monkeypatch.setitem(lsh._CHUNK_FLOATS, "cpu", 3 * 2 * 6 * 7)  # 7 rows of ℓ·z·D = 2·3·6 (cross-polytope)
+    monkeypatch.setitem(
+        kernels.CHUNK_FLOATS, "cpu", 3 * 2 * 6 * 7
+    )  # 7 rows of ℓ·z·D = 2·3·6 (cross-polytope)
     x = torch.randn(45, 6, generator=torch.Generator().manual_seed(2))
     tables = lsh.LSHTables(6, 2, 3, family, seed=5, device="cpu")
     assert torch.equal(tables.bucket_ids(x), loop_oracle_bucket_ids(x, 2, 3, family, seed=5))
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("dim", [1, 2, 5, 64, 65])
-def test_signed_axis_equals_its_reference_on_random_and_tied_inputs(dtype, dim):
-    generator = torch.Generator().manual_seed(dim)
-    random = torch.randn(3, 200, dim, generator=generator)
-    # Small integers: exact ties between +t and −t and between equal entries, and all-zero rows.
-    tied = torch.randint(-2, 3, (600, dim), generator=generator).float()
-    # Magnitudes equal to the last few bits, which the packed keys cannot tell apart.
-    near = torch.randn(600, dim, dtype=torch.float64, generator=generator)
-    largest = near.abs().max(dim=-1).values
-    near[:, -1] = largest * (1 - 1e-12)
-    near[:300, 0] = -largest[:300] * (1 - 2e-7)
-    for y in (random.to(dtype), tied.to(dtype), near.to(dtype)):
-        expected = lsh.signed_axis_reference(y if dtype in (torch.float32, torch.float64) else y.float())
-        assert torch.equal(lsh.signed_axis(y), expected)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("dim", [1, 3, 64])
-def test_signed_axis_columns_writes_every_function_into_a_strided_output(dtype, dim):
-    """The layout ANNA hashes in: T functions × D axes × R rows, written into a slice of a wider table."""
-    generator = torch.Generator().manual_seed(dim)
-    y = torch.randint(-2, 3, (5, dim, 300), generator=generator).to(dtype)  # ties and all-zero columns
-    y[:, :, :150] = torch.randn(5, dim, 150, generator=generator, dtype=dtype)
-    table = torch.full((5, 310), -1, dtype=torch.long)
-    lsh.signed_axis_columns(y, table[:, 4:304])
-    assert torch.equal(table[:, 4:304], lsh.signed_axis_reference(y.transpose(1, 2)))
-    assert (table[:, :4] == -1).all() and (table[:, 304:] == -1).all()  # nothing written outside
-
-
-def test_signed_axis_reference_follows_its_tie_rule():
-    y = torch.tensor([[1.0, -2.0, 2.0], [0.0, -3.0, -3.0], [0.0, 0.0, 0.0], [5.0, 5.0, -1.0]])
-    assert lsh.signed_axis_reference(y).tolist() == [2, 4, 0, 0]
 
 
 @pytest.mark.parametrize("family", lsh.FAMILIES)
@@ -296,3 +263,16 @@ def test_collision_probability_of_cosine_matches_the_tabulated_curve_and_has_gra
         assert torch.allclose(p, tabulated, atol=1e-6)
         p.sum().backward()
         assert torch.isfinite(cos.grad).all() and (cos.grad >= 0).all() and cos.grad.sum() > 0
+
+
+@pytest.mark.parametrize("family", lsh.FAMILIES)
+def test_per_head_tables_hash_head_h_with_seed_plus_h(family):
+    x = torch.randn(2, 3, 40, 8, generator=torch.Generator().manual_seed(3))  # (B, H, N, m)
+    tables = lsh.LSHTables.per_head(8, 3, n_tables=4, n_hashes=2, family=family, seed=5, device="cpu")
+    ids = tables.bucket_ids(x)  # (ℓ, B, H, N)
+    for h in range(3):
+        alone = lsh.LSHTables(8, 4, 2, family, seed=5 + h, device="cpu")
+        assert torch.equal(ids[:, :, h], alone.bucket_ids(x[:, h]))
+        assert torch.equal(tables.bucket_ids(x, table=2)[:, h], alone.bucket_ids(x[:, h], table=2))
+    with pytest.raises(ValueError, match="x: expected shape"):
+        tables.bucket_ids(x[:, :2])

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
-from .. import attention
+from .. import attention, reformer
 from ..device import cpu_generator, resolve_device
 from .common import Panel, device_options, dropdown, slider
 
@@ -244,7 +244,7 @@ def global_average_figure(sizes=(2**p for p in range(6, 21)), bucket_sizes=(16, 
     sizes = list(sizes)
     figure = go.Figure()
     for bucket in bucket_sizes:
-        layers = [attention.layers_for_global_average(n, 2 * bucket) for n in sizes]
+        layers = [reformer.layers_for_global_average(n, 2 * bucket) for n in sizes]
         figure.add_scatter(
             x=sizes,
             y=layers,

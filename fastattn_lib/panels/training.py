@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
 from .. import data, lsh, training
+from ..attention import Anna
 from ..device import resolve_device
 from .common import Panel, device_options, dropdown, slider
 
@@ -77,13 +78,10 @@ def distilled_update(
     x, y = test_set("match2", device)
     softmax_error = record["softmax_error"] if stage == "surrogate" else training.error_rate(model, x, y)
     soft = model.attention_weights(x[sample : sample + 1])[0][0, 0]
-    model.use_attention("anna", n_tables=n_tables, n_hashes=n_hashes, seed=0, impl="dense")
-    try:
-        with torch.no_grad():
-            anna = model.attention_weights(x[sample : sample + 1])[0][0, 0]
-            predictions = model(x[sample : sample + 1])[0].argmax(-1)
-    finally:
-        model.use_attention("softmax", beta=float(beta))
+    as_anna = model.with_attention(Anna(n_tables, n_hashes, seed=0, impl="dense"))
+    with torch.no_grad():
+        anna = as_anna.attention_weights(x[sample : sample + 1])[0][0, 0]
+        predictions = as_anna(x[sample : sample + 1])[0].argmax(-1)
     tokens = x[sample].cpu()
     modulus = model.config.vocab_size
     return DistilledPanelData(
@@ -205,7 +203,7 @@ def partner_cosines(model, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     and for all other pairs j ≠ i."""
     with torch.no_grad():
         h = model.embed(x.to(model.classifier.weight.device))
-        q, k, _ = model.blocks[0].attention.qkv(h).chunk(3, dim=-1)
+        q, k, _ = (part[:, 0] for part in model.blocks[0].attention.split_heads(h))  # (B, N, m): one head
         cos = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-1, -2)).cpu()
     x = x.cpu()
     off_diagonal = ~torch.eye(x.shape[1], dtype=torch.bool)

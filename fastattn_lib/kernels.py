@@ -1,0 +1,144 @@
+"""The compiled CPU kernels, each beside the plain-torch oracle its tests compare it with.
+
+ANNA spends its time in two places that torch does slowly on a CPU:
+
+* the cross-polytope hash, an arg-max of |y| over D = m coordinates for every token, table and hash
+  (`signed_axis_columns`; oracle `signed_axis_reference`): torch's arg-max over a short last dimension is
+  not vectorised, so a numba kernel takes it down columns instead, one contiguous pass per coordinate;
+* Algorithm 1's bucket sums, S[b] += v_j for every key j in bucket b (`scatter_add_rows`; oracle
+  `scatter_add_rows_reference`, torch's `index_add_`), which torch runs as a slow generic scatter.
+
+Neither kernel has a gradient; callers use them only where none is needed. On a GPU torch's own
+reductions are fast and the oracles are what runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from .device import match_numba_threads
+
+# Rows are projected and reduced in chunks of about this many floats (2 MiB of float32), which stay in a
+# CPU core's cache between the matmul and the arg-max; a GPU prefers few large launches.
+CHUNK_FLOATS = {"cpu": 2**19, "cuda": 2**26}
+COLUMN_BLOCK = 512  # columns per thread in the compiled arg-max: its five work arrays stay in L1
+
+
+def chunk_rows(device: torch.device, width: int) -> int:
+    """Rows of `width` floats per chunk on `device` (see `CHUNK_FLOATS`)."""
+    return max(1, CHUNK_FLOATS.get(device.type, CHUNK_FLOATS["cuda"]) // width)
+
+
+# ---- the cross-polytope arg-max --------------------------------------------------------------------------
+
+
+def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
+    """The cross-polytope hash of y's direction: the index in 0 .. 2D−1 of the vertex ±e_a closest to
+    y/‖y‖, over the last dimension D: a if the largest-magnitude entry y_a is positive, D + a if negative.
+    Ties go to the smaller index: +t beats −t, and the first of equal entries wins (probability 0 for
+    continuous inputs, but defined). The plain definition, kept as the oracle of `signed_axis`."""
+    top, top_axis = y.max(dim=-1)
+    bottom, bottom_axis = y.min(dim=-1)
+    return torch.where(top >= -bottom, top_axis, bottom_axis + y.shape[-1])
+
+
+@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
+def _signed_axis_columns(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
+    """The reference's rule down every column of y (T, D, R): out[t, r] = code of the vector y[t, :, r].
+
+    Axis-major, so that each step is one pass over contiguous numbers, which the compiler turns into
+    vector instructions (a row of only D numbers it does not): the max and the min over the axes, then
+    the winner and its offset (0 for +, D for −; the max on a tie), then the first axis holding the
+    winner, found by scanning the axes from last to first. Threads take blocks of columns of one hash
+    function each, so that a single function (one table, z = 1) still uses every core.
+    """
+    n_functions, dim, n_rows = y.shape
+    n_blocks = (n_rows + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    for job in prange(n_functions * n_blocks):
+        t, start = job // n_blocks, (job % n_blocks) * COLUMN_BLOCK
+        stop = min(start + COLUMN_BLOCK, n_rows)
+        top, bottom = y[t, 0, start:stop].copy(), y[t, 0, start:stop].copy()
+        for a in range(1, dim):
+            column = y[t, a, start:stop]
+            for r in range(stop - start):
+                value = column[r]
+                top[r] = value if value > top[r] else top[r]
+                bottom[r] = value if value < bottom[r] else bottom[r]
+        target = np.empty_like(top)
+        offset = np.empty(stop - start, dtype=np.int64)
+        for r in range(stop - start):
+            positive = top[r] >= -bottom[r]
+            target[r] = top[r] if positive else bottom[r]
+            offset[r] = 0 if positive else dim
+        first = np.zeros(stop - start, dtype=np.int64)
+        for a in range(dim - 1, -1, -1):
+            column = y[t, a, start:stop]
+            for r in range(stop - start):
+                first[r] = a if column[r] == target[r] else first[r]
+        for r in range(stop - start):
+            out[t, start + r] = first[r] + offset[r]
+
+
+def signed_axis_columns(y: torch.Tensor, out: torch.Tensor) -> None:
+    """Write `signed_axis_reference` of every column y[t, :, r] of y (T, D, R) into out (T, R), exactly.
+
+    y must be contiguous, float32 or float64 on a CPU; on a GPU the oracle runs.
+    """
+    if y.device.type == "cpu":
+        match_numba_threads()
+        _signed_axis_columns(y.detach().numpy(), out.numpy())
+    else:
+        out.copy_(signed_axis_reference(y.transpose(1, 2)))
+
+
+def signed_axis(y: torch.Tensor) -> torch.Tensor:
+    """`signed_axis_reference(y)`, exactly, by `signed_axis_columns`: codes of shape y.shape[:-1]."""
+    if y.dtype not in (torch.float32, torch.float64):
+        y = y.float()  # float16 and bfloat16 widen exactly
+    rows = y.detach().reshape(-1, y.shape[-1])
+    codes = torch.empty(len(rows), dtype=torch.long, device=y.device)
+    block = chunk_rows(y.device, y.shape[-1])
+    for start in range(0, len(rows), block):  # blocks whose transposed copy stays in cache
+        columns = rows[start : start + block].T.contiguous().unsqueeze(0)  # (1, D, block)
+        signed_axis_columns(columns, codes[start : start + block].unsqueeze(0))
+    return codes.view(y.shape[:-1])
+
+
+# ---- Algorithm 1's bucket sums ---------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def _scatter_add_rows(
+    index, values, sums
+):  # pragma: no cover - compiled by numba; tested via scatter_add_rows
+    """sums[index[u, j]] += values[j] for every table u and key j, one table per thread.
+
+    Tables own disjoint ranges of `sums` (ANNA numbers buckets per table): no two threads write one row.
+    """
+    n_tables, n_keys = index.shape
+    for u in prange(n_tables):
+        for j in range(n_keys):
+            row = index[u, j]
+            for c in range(values.shape[1]):
+                sums[row, c] += values[j, c]
+
+
+def scatter_add_rows_reference(index: torch.Tensor, values: torch.Tensor, sums: torch.Tensor) -> None:
+    """sums[index[u, j]] += values[j] for every row u of index (T, K) and key j: one `index_add_` per
+    table (which spares a T-fold copy of the values). Differentiable; the oracle of `scatter_add_rows`."""
+    for u in range(index.shape[0]):
+        sums.index_add_(0, index[u], values)
+
+
+def scatter_add_rows(index: torch.Tensor, values: torch.Tensor, sums: torch.Tensor) -> None:
+    """`scatter_add_rows_reference`, compiled on a CPU for float32/64 when no gradient is being recorded.
+
+    Each table u must own its own rows of `sums` (the caller's bucket numbering guarantees it)."""
+    compiled = values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+    if compiled and not (values.requires_grad and torch.is_grad_enabled()):
+        match_numba_threads()
+        _scatter_add_rows(index.numpy(), values.contiguous().numpy(), sums.numpy())
+    else:
+        scatter_add_rows_reference(index, values, sums)

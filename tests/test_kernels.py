@@ -1,0 +1,67 @@
+"""The compiled kernels against their plain-torch oracles, exactly."""
+
+import pytest
+import torch
+
+from fastattn_lib import anna, kernels
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dim", [1, 2, 5, 64, 65])
+def test_signed_axis_equals_its_reference_on_random_and_tied_inputs(dtype, dim):
+    generator = torch.Generator().manual_seed(dim)
+    random = torch.randn(3, 200, dim, generator=generator)
+    # Small integers: exact ties between +t and −t and between equal entries, and all-zero rows.
+    tied = torch.randint(-2, 3, (600, dim), generator=generator).float()
+    # Magnitudes equal to the last few bits, which the packed keys cannot tell apart.
+    near = torch.randn(600, dim, dtype=torch.float64, generator=generator)
+    largest = near.abs().max(dim=-1).values
+    near[:, -1] = largest * (1 - 1e-12)
+    near[:300, 0] = -largest[:300] * (1 - 2e-7)
+    for y in (random.to(dtype), tied.to(dtype), near.to(dtype)):
+        expected = kernels.signed_axis_reference(y if dtype in (torch.float32, torch.float64) else y.float())
+        assert torch.equal(kernels.signed_axis(y), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [1, 3, 64])
+def test_signed_axis_columns_writes_every_function_into_a_strided_output(dtype, dim):
+    """The layout ANNA hashes in: T functions × D axes × R rows, written into a slice of a wider table."""
+    generator = torch.Generator().manual_seed(dim)
+    y = torch.randint(-2, 3, (5, dim, 300), generator=generator).to(dtype)  # ties and all-zero columns
+    y[:, :, :150] = torch.randn(5, dim, 150, generator=generator, dtype=dtype)
+    table = torch.full((5, 310), -1, dtype=torch.long)
+    kernels.signed_axis_columns(y, table[:, 4:304])
+    assert torch.equal(table[:, 4:304], kernels.signed_axis_reference(y.transpose(1, 2)))
+    assert (table[:, :4] == -1).all() and (table[:, 304:] == -1).all()  # nothing written outside
+
+
+def test_signed_axis_reference_follows_its_tie_rule():
+    y = torch.tensor([[1.0, -2.0, 2.0], [0.0, -3.0, -3.0], [0.0, 0.0, 0.0], [5.0, 5.0, -1.0]])
+    assert kernels.signed_axis_reference(y).tolist() == [2, 4, 0, 0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_bucket_sums_equal_torch_scatter(dtype):
+    """Algorithm 1's bucket sums: the compiled CPU scatter (no gradient) against torch's index_add_."""
+    generator = torch.Generator().manual_seed(4)
+    key_ids = torch.randint(0, 6, (3, 2, 50), generator=generator)  # (ℓ, B, M) with few buckets
+    query_ids = torch.randint(0, 6, (3, 2, 20), generator=generator)
+    v = torch.randn(2, 50, 5, generator=generator, dtype=dtype)
+    key_index, _, size = anna.number_buckets(key_ids, query_ids, 6)
+    compiled_sums, compiled_counts = anna.build_buckets(key_index, v, size)
+    torch_sums, torch_counts = anna.build_buckets(key_index, v.clone().requires_grad_(), size)
+    assert torch.allclose(compiled_sums, torch_sums.detach(), atol=1e-6)
+    assert torch.equal(compiled_counts, torch_counts)
+    assert compiled_sums.abs().sum() > 0 and torch_sums.requires_grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scatter_add_rows_equals_its_reference(dtype):
+    generator = torch.Generator().manual_seed(1)
+    index = torch.stack([torch.randint(0, 10, (60,), generator=generator) + 10 * u for u in range(3)])
+    values = torch.randn(60, 4, generator=generator, dtype=dtype)
+    compiled, reference = torch.zeros(30, 4, dtype=dtype), torch.zeros(30, 4, dtype=dtype)
+    kernels.scatter_add_rows(index, values, compiled)
+    kernels.scatter_add_rows_reference(index, values, reference)
+    assert torch.allclose(compiled, reference, atol=1e-6) and reference.abs().sum() > 0
