@@ -22,42 +22,32 @@ always GLOBAL. `soft_mask` is the mask as a differentiable function of the one-h
 so autograd trains the scorer through the attention. `sparsity_loss` is λ times the share of the causal
 mask that GLOBAL and LOCAL tokens occupy, an explicit, normalised version of the paper's penalty (its λ
 values, injected as gradients, are not comparable).
+
+`NatsAttention(W)` is this masking as one more attention kind: `TinyTransformer.with_attention(
+NatsAttention(W))` runs a model's layers with the roles of their scorers. Token-by-token decoding goes
+through `cache_step` (append K/V, attend, evict), the one step that both `decode` (attention level) and
+the model's `TinyTransformer.decode` / `generate` (one cache per layer) are built on.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_count
+from .checks import check_budget, check_count, check_nonnegative_number, check_roles, check_window
 
 GLOBAL, LOCAL, SLIDING = 0, 1, 2
 ROLE_NAMES = ("global", "local", "sliding")
 
 
-def _check_window(window) -> None:
-    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise ValueError(f"window: expected an integer W ≥ 0, got {window!r}")
-
-
-def _check_roles(roles: torch.Tensor) -> None:
-    if not isinstance(roles, torch.Tensor) or roles.dtype.is_floating_point or roles.dtype == torch.bool:
-        raise ValueError(
-            f"roles: expected an integer tensor [..., N], got {getattr(roles, 'dtype', type(roles))}"
-        )
-    if roles.dim() < 1 or roles.shape[-1] < 1:
-        raise ValueError(f"roles: expected shape [..., N] with N ≥ 1, got {tuple(roles.shape)}")
-    if ((roles < GLOBAL) | (roles > SLIDING)).any():
-        bad = roles[(roles < GLOBAL) | (roles > SLIDING)].unique().tolist()
-        raise ValueError(f"roles: expected values in {{0 (global), 1 (local), 2 (sliding)}}, got {bad}")
-
-
 def span_ends(roles: torch.Tensor) -> torch.Tensor:
     """e_j = the position of the first GLOBAL at or after j, or N when there is none: [..., N]."""
-    _check_roles(roles)
+    check_roles(roles)
     n = roles.shape[-1]
     positions = torch.arange(n, device=roles.device).expand_as(roles)
     at_global = torch.where(roles == GLOBAL, positions, n)
@@ -67,8 +57,8 @@ def span_ends(roles: torch.Tensor) -> torch.Tensor:
 
 def nats_mask(roles: torch.Tensor, window: int) -> torch.Tensor:
     """M [..., N, N] (query i, key j), True where query i sees key j under the roles (module docstring)."""
-    _check_roles(roles)
-    _check_window(window)
+    check_roles(roles)
+    check_window(window)
     n = roles.shape[-1]
     i = torch.arange(n, device=roles.device)[:, None]
     j = torch.arange(n, device=roles.device)[None, :]
@@ -83,7 +73,7 @@ def nats_mask(roles: torch.Tensor, window: int) -> torch.Tensor:
 
 def sliding_window_mask(n: int, window: int, device=None) -> torch.Tensor:
     """The plain causal sliding-window mask, i − W ≤ j ≤ i: [N, N]."""
-    _check_window(window)
+    check_window(window)
     i = torch.arange(n, device=device)[:, None]
     j = torch.arange(n, device=device)[None, :]
     return (j <= i) & (i - j <= window)
@@ -95,7 +85,7 @@ def soft_mask(one_hot: torch.Tensor, window: int) -> torch.Tensor:
     Equal to `nats_mask` for exact one-hots. The Local term ∏_{k=j+1}^{i−1}(1 − g_k) is a cumulative product
     down each column (O(N²) memory, no N³ tensor), whose gradient reaches every g_k in the span.
     """
-    _check_window(window)
+    check_window(window)
     if one_hot.shape[-1] != 3 or one_hot.dim() < 2:
         raise ValueError(f"one_hot: expected shape [..., N, 3], got {tuple(one_hot.shape)}")
     g, l, s = one_hot.unbind(-1)  # (..., N) each
@@ -111,16 +101,60 @@ def soft_mask(one_hot: torch.Tensor, window: int) -> torch.Tensor:
     return mask * (j <= i).to(g.dtype)
 
 
-def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """softmax(q·kᵀ/√d) restricted by a 0/1 or soft mask: Σ_j M_ij·e^{s_ij}·v_j / Σ_j M_ij·e^{s_ij}."""
-    if q.shape[-1] != k.shape[-1] or k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(f"q, k, v: shapes {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} do not fit")
+def masked_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The attention matrix [..., N, M] under a 0/1 or soft mask: w_ij = M_ij·e^{s_ij} / Σ_j' M_ij'·e^{s_ij'}
+    with s = q·kᵀ/√d, the scores of scaled dot product attention."""
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q, k: widths differ ({q.shape[-1]} vs {k.shape[-1]}); both must be d")
     if mask.shape[-2:] != (q.shape[-2], k.shape[-2]):
         raise ValueError(f"mask: expected [..., {q.shape[-2]}, {k.shape[-2]}], got {tuple(mask.shape)}")
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     scores = scores - scores.amax(dim=-1, keepdim=True).detach()  # stable; the diagonal is always visible
     weights = mask.to(scores.dtype) * scores.exp()
-    return (weights / weights.sum(dim=-1, keepdim=True)) @ v
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q·kᵀ/√d) restricted by a 0/1 or soft mask: o_i = Σ_j M_ij·e^{s_ij}·v_j / Σ_j M_ij·e^{s_ij}."""
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"k, v: expected matching [..., M], got {tuple(k.shape)} and {tuple(v.shape)}")
+    return masked_weights(q, k, mask) @ v
+
+
+@dataclass(frozen=True)
+class NatsAttention:
+    """NAtS masking as an attention kind (`fastattn_lib.attention`'s interface, plus the roles):
+
+        attention(q, k, v, roles=one_hot) = masked_attention(q, k, v, soft_mask(one_hot, W))
+
+    with W = `window`, the lifetime of a SLIDING token, and `one_hot` [..., N, 3] the roles of the N tokens
+    (a model's `RoleScorer` supplies them: `reads_roles`). The mask is causal by construction, so `causal`
+    must stay True. The weights are differentiable in the one-hots, which is how the scorer learns."""
+
+    window: int
+    reads_roles: ClassVar[bool] = True  # a model block passes its scorer's roles as `roles=`
+
+    def __post_init__(self):
+        check_window(self.window)
+
+    def mask(self, roles, causal: bool = True) -> torch.Tensor:
+        """soft_mask(roles, W) [..., N, N], after checking the call."""
+        if causal is not True:
+            raise ValueError(
+                f"causal: NAtS attention is causal (roles evict keys as queries advance), got {causal!r}"
+            )
+        if roles is None:
+            raise ValueError(
+                "roles: NAtS attention needs the tokens' one-hot roles [..., N, 3] "
+                "(in a model: ModelConfig(role_scorer=True))"
+            )
+        return soft_mask(roles, self.window)
+
+    def __call__(self, q, k, v, causal: bool = True, roles=None) -> torch.Tensor:
+        return masked_attention(q, k, v, self.mask(roles, causal))
+
+    def weights(self, q, k, causal: bool = True, roles=None) -> torch.Tensor:
+        return masked_weights(q, k, self.mask(roles, causal))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -158,30 +192,25 @@ class RoleScorer(nn.Module):
         first = F.one_hot(torch.tensor(GLOBAL, device=h.device), 3).to(one_hot.dtype)
         return torch.cat([first.expand_as(one_hot[..., :1, :]), one_hot[..., 1:, :]], dim=-2)
 
-    def roles(self, h: torch.Tensor) -> torch.Tensor:
-        """Integer roles [B, H, N] (arg-max, first token GLOBAL), whatever the module's mode."""
-        logits = self.logits(h)
-        roles = logits.argmax(-1)
-        roles[..., 0] = GLOBAL
+    def roles(self, h: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Integer roles [B, H, N] (arg-max), whatever the module's mode, of the hidden states h [B, N, m] of
+        the tokens at positions start .. start + N − 1; position 0 is always GLOBAL."""
+        roles = self.logits(h).argmax(-1)
+        if start == 0:
+            roles[..., 0] = GLOBAL
         return roles
 
 
-def sparsity_loss(one_hot: torch.Tensor, weight: float) -> torch.Tensor:
+def sparsity_loss(one_hot: torch.Tensor, sparsity_weight: float) -> torch.Tensor:
     """λ × the share of the causal mask held by GLOBAL and LOCAL tokens, averaged over leading dims.
 
     Σ_ij (g_j + l_j·∏(1 − g_k)) / (N(N+1)/2): 1 when every token stays to the end, → 0 as tokens become
     SLIDING (whose window is not penalised: its cost is bounded by W)."""
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, (int, float))
-        or not math.isfinite(weight)
-        or weight < 0
-    ):
-        raise ValueError(f"weight: expected a finite λ ≥ 0, got {weight!r}")
+    check_nonnegative_number("sparsity_weight", sparsity_weight)
     n = one_hot.shape[-2]
     without_window = one_hot * torch.tensor([1.0, 1.0, 0.0], dtype=one_hot.dtype, device=one_hot.device)
     held = soft_mask(without_window, 0).sum(dim=(-1, -2)) - without_window[..., 2].sum(-1)
-    return weight * (held / (n * (n + 1) / 2)).mean()
+    return sparsity_weight * (held / (n * (n + 1) / 2)).mean()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -254,12 +283,13 @@ class FullCache(EvictionPolicy):
 
 
 class NAtSPolicy(EvictionPolicy):
-    """Evict by role (spec §3): a new GLOBAL frees every LOCAL before it; SLIDING entries leave after W."""
+    """Evict by role: a new GLOBAL frees every LOCAL before it (their span ends at it); a SLIDING entry leaves
+    once W queries after it have seen it."""
 
     name = "NAtS"
 
     def __init__(self, window: int):
-        _check_window(window)
+        check_window(window)
         self.window = window
 
     def keep(self, cache, t):
@@ -269,18 +299,13 @@ class NAtSPolicy(EvictionPolicy):
         return ~(closed | expired)
 
 
-def _check_budget(budget) -> None:
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget: expected a number of cache entries ≥ 1, got {budget!r}")
-
-
 class SlidingWindowWithSinks(EvictionPolicy):
     """StreamingLLM: the first `n_sinks` tokens plus the most recent ones, `budget` entries in all."""
 
     name = "sliding window + sinks"
 
     def __init__(self, budget: int, n_sinks: int = 1):
-        _check_budget(budget)
+        check_budget(budget)
         check_count("n_sinks", n_sinks, minimum=0)
         if n_sinks >= budget:
             raise ValueError(f"n_sinks: expected fewer than budget={budget} sinks, got {n_sinks}")
@@ -298,7 +323,7 @@ class HeavyHitters(EvictionPolicy):
     name = "H2O"
 
     def __init__(self, budget: int):
-        _check_budget(budget)
+        check_budget(budget)
         self.budget = budget
 
     def keep(self, cache, t):
@@ -313,12 +338,24 @@ class HeavyHitters(EvictionPolicy):
         return recent | heavy
 
 
+def cache_step(cache: KVCache, policy: EvictionPolicy, q, k, v, t: int, role) -> torch.Tensor:
+    """One decoding step at position t, for one token per (batch, head): its key k [..., d], value
+    v [..., d_v] and role [...] join the cache, its query q [..., d] attends over what the cache holds,
+    then `policy` evicts. Returns the attention output [..., d_v]. Every decoder (`decode` here, a model's
+    `TinyTransformer.decode` and `generate`) runs its caches through this one step."""
+    cache.append(k, v, t, role)
+    out = cache.attend(q)
+    cache.keep(policy.keep(cache, t))
+    return out
+
+
 def decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPolicy, roles=None):
     """Token-by-token attention through a `KVCache` managed by `policy`.
 
     q, k [..., N, d], v [..., N, d_v]; `roles` [..., N] (stored with each entry; NAtS needs them).
-    At step t the token's K/V join the cache, query t attends over what the cache holds, then the policy
-    evicts. Returns (out [..., N, d_v], cache_sizes [..., N]: entries held after each step)."""
+    Each step is `cache_step`: the token's K/V join the cache, query t attends over what the cache holds,
+    then the policy evicts. Returns (out [..., N, d_v], cache_sizes [..., N]: entries held after each
+    step)."""
     if q.shape != k.shape or k.shape[:-1] != v.shape[:-1]:
         raise ValueError(
             f"q, k, v: expected [..., N, d] and v [..., N, d_v], got {tuple(q.shape)}, "
@@ -327,7 +364,7 @@ def decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPo
     n = q.shape[-2]
     if roles is None:
         roles = torch.full(q.shape[:-1], SLIDING, dtype=torch.long, device=q.device)
-    _check_roles(roles)
+    check_roles(roles)
     if roles.shape != q.shape[:-1]:
         raise ValueError(
             f"roles: expected shape {tuple(q.shape[:-1])} (one per token), got {tuple(roles.shape)}"
@@ -335,9 +372,7 @@ def decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPo
     cache = KVCache(q.shape[:-2], k.shape[-1], v.shape[-1], v.dtype, v.device)
     outputs, sizes = [], []
     for t in range(n):
-        cache.append(k[..., t, :], v[..., t, :], t, roles[..., t])
-        outputs.append(cache.attend(q[..., t, :]))
-        cache.keep(policy.keep(cache, t))
+        outputs.append(cache_step(cache, policy, q[..., t, :], k[..., t, :], v[..., t, :], t, roles[..., t]))
         sizes.append(cache.sizes())
     return torch.stack(outputs, dim=-2), torch.stack(sizes, dim=-1)
 

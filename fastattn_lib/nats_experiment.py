@@ -6,9 +6,10 @@ filler symbol is the previous + 1 mod 16 with probability 0.85, else uniform), w
 context. The last 12 tokens are four queries `QRY key value` in random order: after each queried key the
 model must produce the value its record gave, 52 or more tokens back. Chance is 1/8.
 
-**Model.** A small causal language model (2 layers, width 64, 4 heads, MLP 4×, learned positions) whose
-attention layers run dense, or NAtS with a `nats.RoleScorer` per layer, or token by token through a
-`nats.KVCache` under any `nats.EvictionPolicy`.
+**Model.** The library's `TinyTransformer` as a small causal language model (2 layers, width 64, 4 heads,
+MLP 4×, learned positions, pre-LayerNorm, a `nats.RoleScorer` per layer). Its attention is a value: scaled
+dot product for the dense model, `nats.NatsAttention(W)` for NAtS (`model.with_attention`); either runs
+token by token through a `nats.KVCache` per layer under any `nats.EvictionPolicy` (`model.decode`).
 
 **Pipeline.** Dense pre-training, then NAtS fine-tuning for several λ (the sparsity weight), then
 evaluation by real decoding with eviction on held-out sequences, against StreamingLLM and H2O at the same
@@ -26,12 +27,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from . import data, nats
-from .checks import check_count
+from .checks import check_choice, check_count, check_window
 from .device import cpu_generator, resolve_device
+from .models import ModelConfig, TinyTransformer, scaled_dot_product
 
 # ---- the task ---------------------------------------------------------------------------------------------
 
@@ -79,131 +80,23 @@ def records_and_queries(n_samples: int, seed: int = 0):
 
 # ---- the model --------------------------------------------------------------------------------------------
 
-
-@dataclass
-class NatsModelConfig:
-    vocab_size: int = VOCAB
-    seq_len: int = SEQ_LEN
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 2
-    window: int = 8  # W: a SLIDING token is seen by the queries i with i − j ≤ W
+WINDOW = 8  # W: a SLIDING token is seen by the queries i with i − j ≤ W (in training, and by default after)
 
 
-class NatsAttention(nn.Module):
-    """Causal multi-head attention with a NAtS role scorer; `mode` "dense" or "nats"."""
-
-    def __init__(self, config: NatsModelConfig):
-        super().__init__()
-        self.n_heads, self.window = config.n_heads, config.window
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
-        self.proj = nn.Linear(config.d_model, config.d_model)
-        self.scorer = nats.RoleScorer(config.d_model, config.n_heads)
-
-    def heads(self, x):
-        batch, n, width = x.shape
-        return self.qkv(x).view(batch, n, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)
-
-    def forward(self, x, mode: str = "dense"):
-        q, k, v = self.heads(x)  # (B, H, N, dh)
-        one_hot = None
-        if mode == "dense":
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            one_hot = self.scorer(x)  # (B, H, N, 3): straight-through samples in training, arg-max in eval
-            y = nats.masked_attention(q, k, v, nats.soft_mask(one_hot, self.window))
-        batch, _, n, _ = y.shape
-        return self.proj(y.transpose(1, 2).reshape(batch, n, -1)), one_hot
+def model_config() -> ModelConfig:
+    """The language model of the experiment: 2 pre-LayerNorm layers of width 64 with 4 heads, a role scorer
+    per layer, next-token logits over the vocabulary."""
+    return ModelConfig(
+        vocab_size=VOCAB, seq_len=SEQ_LEN, n_classes=VOCAB, d_model=64, n_layers=2, n_heads=4,
+        causal=True, layer_norm=True, role_scorer=True,
+    )  # fmt: skip
 
 
-class NatsTransformer(nn.Module):
-    def __init__(self, config: NatsModelConfig):
-        super().__init__()
-        self.config = config
-        self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
-        self.position_embedding = nn.Embedding(config.seq_len, config.d_model)
-        self.attentions = nn.ModuleList(NatsAttention(config) for _ in range(config.n_layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(config.d_model) for _ in range(2 * config.n_layers + 1))
-        self.mlps = nn.ModuleList(
-            nn.Sequential(
-                nn.Linear(config.d_model, 4 * config.d_model),
-                nn.GELU(),
-                nn.Linear(4 * config.d_model, config.d_model),
-            )
-            for _ in range(config.n_layers)
-        )
-        self.head = nn.Linear(config.d_model, config.vocab_size)
-
-    def forward(self, tokens: torch.Tensor, mode: str = "dense"):
-        """Logits [B, N, vocab] and each layer's role one-hots (None when dense)."""
-        if mode not in ("dense", "nats"):
-            raise ValueError(f"mode: expected 'dense' or 'nats', got {mode!r}")
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        h = self.token_embedding(tokens) + self.position_embedding(positions)
-        roles = []
-        for layer, (attention, mlp) in enumerate(zip(self.attentions, self.mlps, strict=True)):
-            y, one_hot = attention(self.norms[2 * layer](h), mode)
-            h = h + y
-            h = h + mlp(self.norms[2 * layer + 1](h))
-            roles.append(one_hot)
-        return self.head(self.norms[-1](h)), roles
-
-    def new_caches(self, batch: int, device) -> list[nats.KVCache]:
-        width = self.config.d_model // self.config.n_heads
-        shape = (batch, self.config.n_heads)
-        return [nats.KVCache(shape, width, width, self.head.weight.dtype, device) for _ in self.attentions]
-
-    @torch.no_grad()
-    def step(self, token: torch.Tensor, t: int, caches, policies, use_roles: bool = True) -> torch.Tensor:
-        """One decoding step for token ids [B] at position t: each layer adds the token's K/V (and role) to
-        its cache, attends over what the cache holds, then lets its policy evict. Returns logits [B, V]."""
-        h = self.token_embedding(token[:, None]) + self.position_embedding.weight[t]  # (B, 1, m)
-        for attention, mlp, norms, cache, policy in zip(
-            self.attentions, self.mlps, self._norm_pairs(), caches, policies, strict=True
-        ):
-            x = norms[0](h)
-            q, k, v = (part[:, :, 0] for part in attention.heads(x))  # (B, H, dh)
-            role = torch.full(q.shape[:-1], nats.SLIDING, dtype=torch.long, device=q.device)
-            if use_roles:  # the scorer's arg-max; the first token is always GLOBAL
-                role = attention.scorer.logits(x)[:, :, 0].argmax(-1) if t > 0 else role.fill_(nats.GLOBAL)
-            cache.append(k, v, t, role)
-            y = cache.attend(q)  # (B, H, dh)
-            cache.keep(policy.keep(cache, t))
-            h = h + attention.proj(y.reshape(len(token), 1, -1))
-            h = h + mlp(norms[1](h))
-        return self.head(self.norms[-1](h))[:, 0]
-
-    def _norm_pairs(self):
-        return [(self.norms[2 * layer], self.norms[2 * layer + 1]) for layer in range(self.config.n_layers)]
-
-    @torch.no_grad()
-    def decode(self, tokens: torch.Tensor, policy_for_layer, use_roles: bool = True):
-        """Teacher-forced decoding of tokens [B, N] through one evicting cache per layer
-        (`policy_for_layer(layer)`). Returns logits [B, N, V] and cache sizes [layers, B, heads, N].
-        With `use_roles` each token's role is the layer's scorer arg-max (first token GLOBAL)."""
-        caches = self.new_caches(len(tokens), tokens.device)
-        policies = [policy_for_layer(layer) for layer in range(self.config.n_layers)]
-        logits, sizes = [], []
-        for t in range(tokens.shape[1]):
-            logits.append(self.step(tokens[:, t], t, caches, policies, use_roles))
-            sizes.append(torch.stack([cache.sizes() for cache in caches]))
-        return torch.stack(logits, dim=1), torch.stack(sizes, dim=-1)
-
-    @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, n_new: int, policy_for_layer, use_roles: bool = True):
-        """Greedy generation after prompt [B, P] with evicting caches: the prompt is decoded token by token,
-        then each arg-max prediction is fed back. Returns the tokens [B, P + n_new] and final cache sizes."""
-        check_count("n_new", n_new, minimum=0)
-        if prompt.shape[1] + n_new > self.config.seq_len:
-            raise ValueError(f"n_new: prompt + n_new must fit in {self.config.seq_len} positions")
-        caches = self.new_caches(len(prompt), prompt.device)
-        policies = [policy_for_layer(layer) for layer in range(self.config.n_layers)]
-        tokens = prompt
-        for t in range(prompt.shape[1] + n_new - 1):
-            logits = self.step(tokens[:, t], t, caches, policies, use_roles)
-            if t + 1 >= prompt.shape[1]:
-                tokens = torch.cat([tokens, logits.argmax(-1, keepdim=True)], dim=1)
-        return tokens, torch.stack([cache.sizes() for cache in caches])
+def dense_model(config: ModelConfig | None = None) -> TinyTransformer:
+    """A freshly initialised model whose attention is scaled dot product softmax(q·kᵀ/√d_h); its NAtS twin
+    is `model.with_attention(nats.NatsAttention(W))`."""
+    config = model_config() if config is None else config
+    return TinyTransformer(config, attention=scaled_dot_product(config))
 
 
 # ---- training ---------------------------------------------------------------------------------------------
@@ -225,7 +118,7 @@ def answer_accuracy(logits: torch.Tensor, tokens: torch.Tensor, answers: torch.T
 @dataclass
 class NatsTrainConfig:
     """Dense pre-training (AdamW 3e-3), then NAtS fine-tuning of everything (backbone lr 1e-3, scorers
-    lr 3e-2) with the sparsity weight λ; spec §7's measured setting."""
+    lr 3e-2) with the sparsity weight λ and the window W: the setting of the shipped checkpoints."""
 
     dense_steps: int = 1000
     nats_steps: int = 800
@@ -236,6 +129,7 @@ class NatsTrainConfig:
     scorer_lr: float = 3e-2
     seed: int = 0
     eval_every: int = 100
+    window: int = WINDOW  # W of the NAtS attention being fine-tuned
 
     def __post_init__(self):
         for name in ("dense_steps", "nats_steps"):
@@ -243,6 +137,7 @@ class NatsTrainConfig:
         for name in ("batch_size", "eval_every"):
             check_count(name, getattr(self, name))
         nats.sparsity_loss(torch.zeros(1, 3), self.sparsity_weight)  # validates λ
+        check_window(self.window)
 
 
 @dataclass
@@ -261,39 +156,41 @@ def held_out(n_samples: int = 256):
     return records_and_queries(n_samples, seed=HELD_OUT_SEED)
 
 
-def _phase(model, mode, config, history, steps, optimizer, device, progress, sparsity_weight=0.0):
-    tokens_all, answers_all = records_and_queries(20_000, seed=config.seed + (0 if mode == "dense" else 1))
+def _phase(model, phase, config, history, steps, optimizer, device, progress, sparsity_weight=0.0):
+    """Train `model` (dense, or NAtS whose layers return their roles) for `steps` batches of the task; the
+    NAtS phase adds λ·sparsity_loss averaged over the layers."""
+    tokens_all, answers_all = records_and_queries(20_000, seed=config.seed + (0 if phase == "dense" else 1))
     test_tokens, test_answers = (t.to(device) for t in held_out(256))
-    order = cpu_generator(config.seed, f"nats-batches-{mode}")
+    order = cpu_generator(config.seed, f"nats-batches-{phase}")
     started = time.perf_counter()
-    for step in tqdm(range(1, steps + 1), desc=f"{mode} λ={sparsity_weight:g}", disable=not progress):
+    for step in tqdm(range(1, steps + 1), desc=f"{phase} λ={sparsity_weight:g}", disable=not progress):
         model.train()
         batch = torch.randint(len(tokens_all), (config.batch_size,), generator=order)
         tokens, answers = tokens_all[batch].to(device), answers_all[batch].to(device)
-        logits, roles = model(tokens, mode)
+        logits, roles = model.run(tokens)
         loss = task_loss(logits, tokens, answers)
-        if mode == "nats":
+        if phase == "nats":
             loss = loss + sum(nats.sparsity_loss(r, sparsity_weight) for r in roles) / len(roles)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        history.loss[mode].append(loss.item())
+        history.loss[phase].append(loss.item())
         if step % config.eval_every == 0 or step == steps:
             model.eval()
             with torch.no_grad():
-                logits, roles = model(test_tokens, mode)
-            history.eval_steps[mode].append(step)
-            history.accuracy[mode].append(answer_accuracy(logits, test_tokens, test_answers))
-            if mode == "nats":
+                logits, roles = model.run(test_tokens)
+            history.eval_steps[phase].append(step)
+            history.accuracy[phase].append(answer_accuracy(logits, test_tokens, test_answers))
+            if phase == "nats":
                 history.cache_share.append(float(sum(nats.sparsity_loss(r, 1.0) for r in roles) / len(roles)))
-    history.seconds[mode] = time.perf_counter() - started
+    history.seconds[phase] = time.perf_counter() - started
 
 
 def pretrain_dense(config: NatsTrainConfig, device="auto", progress=True):
     """The dense model every λ starts from."""
     device = resolve_device(device)
     torch.manual_seed(config.seed)
-    model = NatsTransformer(NatsModelConfig()).to(device)
+    model = dense_model().to(device)
     history = NatsHistory()
     backbone = [p for name, p in model.named_parameters() if ".scorer." not in name]
     optimizer = torch.optim.AdamW(backbone, lr=config.dense_lr)
@@ -302,16 +199,13 @@ def pretrain_dense(config: NatsTrainConfig, device="auto", progress=True):
 
 
 def finetune_nats(
-    dense_model: NatsTransformer,
-    dense_history: NatsHistory,
-    config: NatsTrainConfig,
-    device="auto",
-    progress=True,
+    dense: TinyTransformer, dense_history: NatsHistory, config: NatsTrainConfig, device="auto", progress=True
 ):
-    """A copy of the dense model fine-tuned with NAtS at λ = config.sparsity_weight (every weight trains)."""
+    """A copy of the dense model running `nats.NatsAttention(W)`, fine-tuned at λ = config.sparsity_weight
+    and W = config.window (every weight trains); the dense model is left unchanged."""
     device = resolve_device(device)
-    model = NatsTransformer(dense_model.config).to(device)
-    model.load_state_dict(dense_model.state_dict())
+    model = TinyTransformer(dense.config, attention=nats.NatsAttention(config.window)).to(device)
+    model.load_state_dict(dense.state_dict())
     history = NatsHistory(**json.loads(json.dumps(asdict(dense_history))))
     scorers = [p for name, p in model.named_parameters() if ".scorer." in name]
     backbone = [p for name, p in model.named_parameters() if ".scorer." not in name]
@@ -344,24 +238,27 @@ class DecodeResult:
     sizes_over_steps: list[float]  # mean entries held after each step
 
 
-def evaluate(model: NatsTransformer, policy_name: str, setting, tokens=None, answers=None) -> DecodeResult:
+def evaluate(
+    model: TinyTransformer, policy_name: str, setting, tokens=None, answers=None, window: int = WINDOW
+) -> DecodeResult:
     """Decode the held-out sequences with one policy: "full", "sliding" (StreamingLLM, 1 sink),
-    "h2o" (budget = `setting`) or "nats" (the model's own roles, λ = `setting` is only recorded)."""
+    "h2o" (budget = `setting`) or "nats": the model runs `nats.NatsAttention(W)` with its own roles and
+    its caches evict by them, W = `window` (λ = `setting` is only recorded)."""
     if tokens is None:
         tokens, answers = held_out(256)
-    device = model.head.weight.device
+    device = model.classifier.weight.device
     tokens, answers = tokens.to(device), answers.to(device)
-    window = model.config.window
-    factories = {
-        "full": lambda layer: nats.FullCache(),
-        "sliding": lambda layer: nats.SlidingWindowWithSinks(int(setting), n_sinks=1),
-        "h2o": lambda layer: nats.HeavyHitters(int(setting)),
-        "nats": lambda layer: nats.NAtSPolicy(window),
+    policies = {
+        "full": lambda: nats.FullCache(),
+        "sliding": lambda: nats.SlidingWindowWithSinks(int(setting), n_sinks=1),
+        "h2o": lambda: nats.HeavyHitters(int(setting)),
+        "nats": lambda: nats.NAtSPolicy(window),
     }
-    if policy_name not in factories:
-        raise ValueError(f"policy_name: expected one of {sorted(factories)}, got {policy_name!r}")
+    check_choice("policy_name", policy_name, tuple(policies))
+    if policy_name == "nats":
+        model = model.with_attention(nats.NatsAttention(window))
     model.eval()
-    logits, sizes = model.decode(tokens, factories[policy_name], use_roles=policy_name == "nats")
+    logits, sizes = model.decode(tokens, policies[policy_name]())
     last = int(answers.max())
     per_step = sizes.float().mean(dim=(0, 1, 2))  # (N,): over layers, batch and heads
     return DecodeResult(
@@ -386,7 +283,9 @@ def checkpoint_name(sparsity_weight=None) -> str:
     return "nats_dense.pt" if sparsity_weight is None else f"nats_lambda{sparsity_weight:g}.pt"
 
 
-def save_model(model: NatsTransformer, history: NatsHistory, config: NatsTrainConfig, path: Path) -> None:
+def save_model(model: TinyTransformer, history: NatsHistory, config: NatsTrainConfig, path: Path) -> None:
+    """The model's `ModelConfig` and weights, the training settings and history: tensors, numbers and
+    strings only, so that `torch.load(weights_only=True)` reads it back."""
     torch.save(
         {
             "model_config": asdict(model.config),
@@ -399,24 +298,29 @@ def save_model(model: NatsTransformer, history: NatsHistory, config: NatsTrainCo
 
 
 def load_model(sparsity_weight=None, device="auto", data_dir: Path = data.DATA_DIR):
-    """A shipped model (dense when `sparsity_weight` is None, else NAtS at that λ), hash-verified, read with
-    `torch.load(weights_only=True)`; returns (model in eval mode, history)."""
+    """A shipped model, hash-verified, read with `torch.load(weights_only=True)` (no object is unpickled):
+    the dense model when `sparsity_weight` is None, else the NAtS model fine-tuned at that λ, running
+    `nats.NatsAttention(W)` with the W it was trained with. Returns (model in eval mode, history)."""
     path = data.verified_path(checkpoint_name(sparsity_weight), data_dir)
     contents = torch.load(path, map_location="cpu", weights_only=True)
-    model = NatsTransformer(NatsModelConfig(**contents["model_config"]))
+    model = dense_model(ModelConfig(**contents["model_config"]))
     model.load_state_dict(contents["state_dict"])
+    if sparsity_weight is not None:
+        model = model.with_attention(nats.NatsAttention(NatsTrainConfig(**contents["train_config"]).window))
     return model.eval().to(resolve_device(device)), NatsHistory(**contents["history"])
 
 
-def compare_policies(dense: NatsTransformer, tuned: dict, budgets=BUDGETS, progress=True) -> list[dict]:
+def compare_policies(
+    dense: TinyTransformer, tuned: dict, budgets=BUDGETS, progress=True, window: int = WINDOW
+) -> list[dict]:
     """Accuracy against cache size: the full cache, StreamingLLM and H2O at each budget on the dense
-    model, and NAtS with each fine-tuned model's own roles."""
+    model, and NAtS (window W = `window`) with each fine-tuned model's own roles."""
     jobs = [("full", dense, SEQ_LEN)]
     jobs += [(name, dense, budget) for name in ("sliding", "h2o") for budget in budgets]
     jobs += [("nats", model, sparsity_weight) for sparsity_weight, model in tuned.items()]
     tokens, answers = held_out(256)
     return [
-        asdict(evaluate(model, name, setting, tokens, answers))
+        asdict(evaluate(model, name, setting, tokens, answers, window))
         for name, model, setting in tqdm(jobs, desc="decoding", disable=not progress)
     ]
 

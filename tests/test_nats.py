@@ -1,4 +1,7 @@
-"""NAtS: the role mask's properties, its differentiable form, the cache that evicts, and the baselines."""
+"""NAtS: the role mask's properties, its differentiable form, NAtS attention as a value, the cache that
+evicts, and the baselines."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -110,8 +113,54 @@ def test_sparsity_loss_is_one_for_all_global_and_zero_for_all_sliding():
     nothing = torch.nn.functional.one_hot(torch.full((n,), SLIDING), 3).float()
     assert nats.sparsity_loss(everything, 2.0).item() == pytest.approx(2.0)
     assert nats.sparsity_loss(nothing, 2.0).item() == 0.0
-    with pytest.raises(ValueError, match="weight"):
+    with pytest.raises(ValueError, match="sparsity_weight"):
         nats.sparsity_loss(nothing, -1.0)
+
+
+def test_nats_attention_is_masked_attention_under_the_roles_it_is_given():
+    roles = random_roles(2, 3, 20, seed=4)
+    roles[..., 0] = GLOBAL
+    one_hot = torch.nn.functional.one_hot(roles, 3).float()
+    q, k, v = rand(2, 3, 20, 8, seed=1), rand(2, 3, 20, 8, seed=2), rand(2, 3, 20, 5, seed=3)
+    attention = nats.NatsAttention(window=3)
+    expected = nats.masked_attention(q, k, v, nats.nats_mask(roles, 3))
+    assert torch.allclose(attention(q, k, v, causal=True, roles=one_hot), expected, atol=1e-6)
+    weights = attention.weights(q, k, roles=one_hot)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 3, 20))
+    assert not (weights[~nats.nats_mask(roles, 3)]).any()  # nothing outside the mask
+    assert torch.allclose(weights @ v, expected, atol=1e-6)
+
+
+def test_nats_attention_is_an_immutable_validated_value():
+    attention = nats.NatsAttention(4)
+    assert attention == nats.NatsAttention(window=4) and repr(attention) == "NatsAttention(window=4)"
+    assert attention.reads_roles and [f.name for f in dataclasses.fields(attention)] == ["window"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        attention.window = 2
+    for bad in (-1, 2.0, True, None):
+        with pytest.raises(ValueError, match="window"):
+            nats.NatsAttention(bad)
+    q = rand(5, 4)
+    with pytest.raises(ValueError, match="roles"):
+        attention(q, q, q)
+    with pytest.raises(ValueError, match="causal"):
+        attention(q, q, q, causal=False, roles=torch.eye(3)[[0, 2, 2, 1, 2]])
+
+
+def test_decode_runs_its_cache_through_cache_step():
+    """`decode` is `cache_step` in a loop: the same loop written by hand gives the same outputs and cache."""
+    roles = random_roles(3, 16, seed=5)
+    roles[..., 0] = GLOBAL
+    q, k, v = rand(3, 16, 8, seed=1), rand(3, 16, 8, seed=2), rand(3, 16, 4, seed=3)
+    policy = nats.NAtSPolicy(2)
+    out, sizes = nats.decode(q, k, v, policy, roles)
+    cache = nats.KVCache((3,), 8, 4, torch.float32, "cpu")
+    for t in range(16):
+        assert torch.equal(
+            nats.cache_step(cache, policy, q[:, t], k[:, t], v[:, t], t, roles[:, t]), out[:, t]
+        )
+        assert torch.equal(cache.sizes(), sizes[:, t])
+    assert torch.allclose(out, nats.masked_attention(q, k, v, nats.nats_mask(roles, 2)), atol=1e-5)
 
 
 @pytest.mark.parametrize("window", [0, 1, 4])
@@ -156,9 +205,7 @@ def test_heavy_hitters_keep_the_most_attended_old_tokens_within_budget():
     assert sizes.max() <= 6
     cache = nats.KVCache((), 8, 3, torch.float32, "cpu")
     for t in range(30):
-        cache.append(k[t], v[t], t, torch.tensor(SLIDING))
-        cache.attend(q[t])
-        cache.keep(policy.keep(cache, t))
+        nats.cache_step(cache, policy, q[t], k[t], v[t], t, torch.tensor(SLIDING))
     assert 3 in cache.positions.tolist()
 
 
@@ -173,6 +220,8 @@ def test_bad_input_is_refused_with_the_argument_named():
         nats.decode_with_cache(rand(5, 4), rand(5, 4), rand(5, 4), torch.zeros(4, dtype=torch.long), 2)
     with pytest.raises(ValueError, match="q, k, v"):
         nats.decode_with_cache(rand(5, 4), rand(6, 4), rand(5, 4), torch.zeros(5, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="window"):
+        nats.NAtSPolicy(-1)
     with pytest.raises(ValueError, match="budget"):
         nats.HeavyHitters(0)
     with pytest.raises(ValueError, match="n_sinks"):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fastattn_lib import data, nats
+from fastattn_lib import data, models, nats
 from fastattn_lib import nats_experiment as E
 
 
@@ -31,25 +31,29 @@ def tiny_models():
     return dense, tuned, tuned_history
 
 
-def test_decoding_with_eviction_equals_the_masked_forward(tiny_models):
-    dense, tuned, _ = tiny_models
-    tokens, _ = E.held_out(16)
-    with torch.no_grad():
-        masked, roles = tuned(tokens, "nats")
-        logits, sizes = tuned.decode(tokens, lambda layer: nats.NAtSPolicy(tuned.config.window))
-    assert (logits - masked).abs().max() < 1e-4
-    for layer, one_hot in enumerate(roles):  # the cache holds exactly what a later query can see
-        mask = nats.nats_mask(one_hot.argmax(-1), tuned.config.window)
-        assert torch.equal(sizes[layer, ..., -2], mask[..., -1, :-1].sum(-1))
-    with torch.no_grad():
-        full, _ = dense.decode(tokens, lambda layer: nats.FullCache(), use_roles=False)
-        assert (full - dense(tokens)[0]).abs().max() < 1e-4
-
-
-def test_fine_tuning_trains_the_scorers(tiny_models):
+def test_fine_tuning_trains_a_nats_copy_and_leaves_the_dense_model(tiny_models):
     dense, tuned, history = tiny_models
-    assert not torch.equal(dense.attentions[0].scorer.proj.weight, tuned.attentions[0].scorer.proj.weight)
+    assert dense.attentions == (models.scaled_dot_product(dense.config),) * 2
+    assert tuned.attentions == (nats.NatsAttention(E.WINDOW),) * 2
+    assert not torch.equal(dense.blocks[0].scorer.proj.weight, tuned.blocks[0].scorer.proj.weight)
     assert len(history.loss["nats"]) == 10 and len(history.cache_share) == 1
+
+
+def test_evaluating_nats_decodes_a_twin_with_the_window_asked_for(tiny_models):
+    """W is an argument of the evaluation: the model keeps its own attention, and the decoded accuracy is
+    the masked forward pass's at that W (decoding with eviction reproduces it)."""
+    _, tuned, _ = tiny_models
+    tokens, answers = E.held_out(16)
+    for window in (0, 3):
+        result = E.evaluate(tuned, "nats", 2.0, tokens, answers, window=window)
+        with torch.no_grad():
+            logits, roles = tuned.with_attention(nats.NatsAttention(window)).run(tokens)
+        assert result.accuracy == E.answer_accuracy(logits, tokens, answers)
+        mask = [nats.nats_mask(one_hot.argmax(-1), window) for one_hot in roles]
+        last = int(answers.max())  # what the last query sees: the mask's row, averaged
+        seen = torch.stack([m[..., last, :].sum(-1) for m in mask]).float().mean()
+        assert result.cache_at_last_query == pytest.approx(float(seen))
+    assert tuned.attentions == (nats.NatsAttention(E.WINDOW),) * 2
 
 
 def test_baselines_respect_their_budget(tiny_models):
@@ -73,8 +77,32 @@ def test_reproduce_writes_verified_checkpoints(tmp_path):
     assert len(history.loss["nats"]) == 3
     assert [r["policy"] for r in table["results"]].count("h2o") == len(E.BUDGETS)
     assert "| nats | λ = 2 |" in E.format_table(table["results"])
-    with pytest.raises(ValueError, match="weight"):
+    with pytest.raises(ValueError, match="sparsity_weight"):
         E.NatsTrainConfig(sparsity_weight=-1.0)
+    with pytest.raises(ValueError, match="window"):
+        E.NatsTrainConfig(window=-1)
+
+
+def test_shipped_checkpoints_reproduce_the_table():
+    """The shipped models load into TinyTransformer and give the table's numbers: the full cache's accuracy
+    from the dense forward pass, each NAtS model's accuracy and entries at the last query from its masked
+    forward pass (which decoding with eviction reproduces exactly) on the 256 held-out sequences."""
+    table = {(r["policy"], r["setting"]): r for r in E.load_results()["results"]}
+    tokens, answers = E.held_out(256)
+    last = int(answers.max())
+    dense, _ = E.load_model(None, device="cpu")
+    with torch.no_grad():
+        accuracy = E.answer_accuracy(dense(tokens), tokens, answers)
+    assert accuracy == table["full", E.SEQ_LEN]["accuracy"]
+    for sparsity_weight in E.SPARSITIES:
+        model, history = E.load_model(sparsity_weight, device="cpu")
+        with torch.no_grad():
+            logits, roles = model.run(tokens)
+        row = table["nats", sparsity_weight]
+        assert E.answer_accuracy(logits, tokens, answers) == row["accuracy"]
+        seen = [nats.nats_mask(one_hot.argmax(-1), E.WINDOW)[..., last, :].sum(-1) for one_hot in roles]
+        assert float(torch.stack(seen).float().mean()) == row["cache_at_last_query"]
+        assert history.accuracy["nats"][-1] == row["accuracy"]  # the last evaluation of fine-tuning
 
 
 def test_shipped_nats_beats_the_baselines_at_a_quarter_of_the_cache():
@@ -91,16 +119,3 @@ def test_shipped_nats_beats_the_baselines_at_a_quarter_of_the_cache():
             assert r["accuracy"] < 0.5
     full = next(r for r in results if r["policy"] == "full")
     assert full["accuracy"] >= 0.99
-
-
-def test_generation_feeds_back_the_predictions_through_the_same_caches(tiny_models):
-    _, tuned, _ = tiny_models
-    tokens, _ = E.held_out(4)
-    policy = lambda layer: nats.NAtSPolicy(tuned.config.window)  # noqa: E731
-    generated, sizes = tuned.generate(tokens[:, :40], 5, policy)
-    assert torch.equal(generated[:, :40], tokens[:, :40]) and generated.shape == (4, 45)
-    logits, _ = tuned.decode(generated, policy)
-    assert torch.equal(logits[:, 39:44].argmax(-1), generated[:, 40:45])  # each new token is the arg-max
-    assert sizes.shape == (2, 4, 4)
-    with pytest.raises(ValueError, match="n_new"):
-        tuned.generate(tokens, 1, policy)

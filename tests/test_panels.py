@@ -133,53 +133,6 @@ def test_distilled_panel_redraws():
     assert "ℓ = 1" in panel.figures[1].layout.title.text
 
 
-# ---------------------------------------------------------------------------------- notebook 05
-
-
-def test_roles_update_mask_and_cache_agree_with_the_decoder():
-    import torch
-
-    from fastattn_lib import nats
-    from fastattn_lib.panels import nats as nats_panels
-
-    data = nats_panels.roles_update("GSSLLSGSLLLSSSGS", window=2, step=9)
-    roles = nats_panels.parse_roles("GSSLLSGSLLLSSSGS")
-    assert np.array_equal(data.mask, nats.nats_mask(roles, 2).numpy())
-    q = k = v = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
-    _, sizes = nats.decode_with_cache(q, k, v, roles, 2)
-    assert np.array_equal(data.cache_sizes, sizes.numpy())
-    assert data.held.sum() == sizes[9] and not data.held[10:].any()
-    with pytest.raises(ValueError, match="pattern"):
-        nats_panels.parse_roles("GXL")
-    with pytest.raises(ValueError, match="step"):
-        nats_panels.roles_update("GLS", 1, 3)
-
-
-def test_roles_panel_redraws():
-    from fastattn_lib.panels import nats as nats_panels
-
-    panel = nats_panels.roles_panel()
-    before = np.array(panel.figures[0].data[0].z)
-    panel.controls["pattern"].value = "G" + "S" * 23
-    assert panel.last_error is None and panel.n_updates == 2
-    assert not np.array_equal(before, np.array(panel.figures[0].data[0].z))
-
-
-def test_policy_update_decodes_the_shipped_models():
-    from fastattn_lib import nats_experiment
-    from fastattn_lib.panels import nats as nats_panels
-
-    data = nats_panels.policy_update(2.0, window=8, budget=16, device="cpu")
-    nats_result, sliding, h2o = data.results
-    assert (nats_result.policy, sliding.policy, h2o.policy) == ("nats", "sliding", "h2o")
-    assert nats_result.accuracy == 1.0 and sliding.accuracy < 0.5 and h2o.accuracy < 0.5
-    assert max(sliding.sizes_over_steps) <= 16 and max(h2o.sizes_over_steps) <= 16
-    narrower = nats_panels.policy_update(2.0, window=0, budget=16, device="cpu").results[0]
-    assert narrower.mean_cache < nats_result.mean_cache
-    assert nats_panels.shipped_model(2.0, "cpu").config.window == 8  # the panel's W does not leak
-    assert nats_experiment.SPARSITIES == (0.0, 2.0, 8.0)
-
-
 def test_stepping_update_shows_identical_memories_round_by_round():
     from fastattn_lib.panels import mpc as mpc_panels
 

@@ -139,12 +139,8 @@ def policy_update(sparsity_weight: float, window: int, budget: int, device="auto
     tokens, answers = experiment.held_out(PANEL_SEQUENCES)
     tuned = shipped_model(float(sparsity_weight), device)
     dense = shipped_model(None, device)
-    original = tuned.config.window
-    tuned.config.window = window  # the eviction window is an inference-time choice of the policy
-    try:
-        results = [experiment.evaluate(tuned, "nats", sparsity_weight, tokens, answers)]
-    finally:
-        tuned.config.window = original
+    # W is an inference-time choice: `evaluate` runs a twin of the model with NatsAttention(W)
+    results = [experiment.evaluate(tuned, "nats", sparsity_weight, tokens, answers, window=window)]
     results += [experiment.evaluate(dense, name, budget, tokens, answers) for name in ("sliding", "h2o")]
     return PolicyPanelData(results)
 
@@ -182,7 +178,13 @@ def draw_policies(figures, data: PolicyPanelData) -> None:
 
 def policy_panel(sparsities=experiment.SPARSITIES, device="auto", **overrides) -> Panel:
     """Live panel: λ (a shipped checkpoint), W, the baselines' budget, device."""
-    values = {"sparsity_weight": 2.0, "window": 8, "budget": 16, "device": device, **overrides}
+    values = {
+        "sparsity_weight": 2.0,
+        "window": experiment.WINDOW,
+        "budget": 16,
+        "device": device,
+        **overrides,
+    }
     controls = {
         "sparsity_weight": dropdown("λ", values["sparsity_weight"], sparsities),
         "window": slider("W", values["window"], 0, 16),
@@ -224,9 +226,12 @@ def budget_figure(results: list[dict]) -> go.Figure:
 
 
 def role_strip_figure(model, tokens: torch.Tensor) -> go.Figure:
-    """The learned role of every token of one sequence, per layer and head (rows), coloured G/L/S."""
+    """The learned role of every token of one sequence, per layer and head (rows), coloured G/L/S; `model`
+    runs NAtS attention (`nats.NatsAttention`), whose layers report the roles they used."""
     with torch.no_grad():
-        _, one_hots = model(tokens[None].to(model.head.weight.device), "nats")
+        _, one_hots = model.run(tokens[None].to(model.classifier.weight.device))
+    if any(one_hot is None for one_hot in one_hots):
+        raise ValueError(f"model: expected a model running NatsAttention, got {model.attentions!r}")
     rows = [one_hot[0].argmax(-1).cpu().numpy() for one_hot in one_hots]  # (H, N) per layer
     grid = np.concatenate(rows)  # (layers·H, N)
     names = [f"layer {layer + 1} head {h + 1}" for layer in range(len(rows)) for h in range(rows[0].shape[0])]
