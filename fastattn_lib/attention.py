@@ -46,6 +46,7 @@ from .checks import (
     check_family,
     check_hashing,
     check_qkv,
+    check_seed,
 )
 
 
@@ -128,10 +129,6 @@ def _has_heads(q) -> bool:
     return q.dim() >= 4  # [batch, heads, N, m]
 
 
-def _check_seed(seed) -> None:
-    check_count("seed", seed, minimum=0)
-
-
 @dataclass(frozen=True)
 class Softmax:
     """softmax(β·q̂·k̂ᵀ)·v; β = `beta` > 0 is the inverse temperature. `normalize=False` skips the unit
@@ -165,7 +162,7 @@ class Anna:
     def __post_init__(self):
         check_hashing(self.n_tables, self.n_hashes, self.impl)
         check_family(self.family)
-        _check_seed(self.seed)
+        check_seed(self.seed)
 
     def __call__(self, q, k, v, causal: bool = False) -> torch.Tensor:
         return anna_attention(
@@ -217,7 +214,7 @@ class StraightThroughAnna:
     def __post_init__(self):
         check_hashing(self.n_tables, self.n_hashes, self.impl)
         check_family(self.family)
-        _check_seed(self.seed)
+        check_seed(self.seed)
         check_choice("finite_kernel", self.finite_kernel, (True, False))
 
     def __call__(self, q, k, v, causal: bool = False) -> torch.Tensor:

@@ -44,6 +44,12 @@ def check_nonnegative_number(name: str, value) -> None:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
 
 
+def check_seed(seed) -> None:
+    """A seed for `device.cpu_generator`: an integer in [0, 2**32)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
+
+
 def check_beta(beta) -> None:
     """β, the inverse temperature of softmax(β·q̂·k̂ᵀ)."""
     check_positive_number("beta", beta)
@@ -163,3 +169,13 @@ def check_roles(roles) -> None:
     if bad.any():
         found = roles[bad].unique().tolist()
         raise ValueError(f"roles: expected values in {{0 (global), 1 (local), 2 (sliding)}}, got {found}")
+
+
+# ---- MPC -------------------------------------------------------------------------------------------------
+
+
+def check_protocol(protocol) -> None:
+    """An MPC protocol's sizes: at least one machine, s ≥ 2 words of memory, a round count ≥ 0."""
+    check_count("protocol.n_machines", protocol.n_machines)
+    check_count("protocol.memory", protocol.memory, minimum=2)
+    check_count("protocol.n_rounds", protocol.n_rounds, minimum=0)

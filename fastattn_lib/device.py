@@ -16,6 +16,8 @@ import numba
 import numpy as np
 import torch
 
+from .checks import check_seed
+
 DeviceLike = str | torch.device | None
 
 
@@ -56,8 +58,7 @@ def cpu_generator(seed: int, stream: str) -> torch.Generator:
     streams give unrelated numbers: otherwise seed 0 of a data set and seed 0 of the hash functions would
     draw the very same Gaussians, and the hashes would be tuned to the data by accident.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
+    check_seed(seed)
     # torch's CPU generator keeps only 32 bits of its seed, so (seed, stream) is mixed down to 32 bits.
     mixed = np.random.SeedSequence([seed, zlib.crc32(stream.encode())]).generate_state(1)[0]
     return torch.Generator(device="cpu").manual_seed(int(mixed))

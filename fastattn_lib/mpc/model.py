@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..checks import check_count
+from ..checks import check_protocol
 
 # ---- machines, messages and protocols ------------------------------------------------------------------
 
@@ -77,13 +77,6 @@ class Protocol:
 
     def output(self, memories: list[list]) -> Any:
         raise NotImplementedError
-
-
-def check_protocol(protocol: Protocol) -> None:
-    """A protocol's sizes: at least one machine, s ≥ 2 words, a round count ≥ 0."""
-    check_count("protocol.n_machines", protocol.n_machines)
-    check_count("protocol.memory", protocol.memory, minimum=2)
-    check_count("protocol.n_rounds", protocol.n_rounds, minimum=0)
 
 
 # ---- what a run reports --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import check_count, check_token_ids
+from ..checks import check_count, check_protocol, check_token_ids
 from .exact_match import NULL, ExactMatchCodes
 from .model import (
     Message,
@@ -27,7 +27,6 @@ from .model import (
     RoundResult,
     RoundStats,
     check_inbox,
-    check_protocol,
     inboxes,
     local_step,
     run_rounds,
