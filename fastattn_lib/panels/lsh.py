@@ -170,7 +170,7 @@ def hyperplane_circle_figure(n_hashes: int = 3, n_points: int = 720, seed: int =
     angle = torch.linspace(0, 2 * math.pi, n_points + 1)[:-1]
     circle = torch.stack([angle.cos(), angle.sin()], dim=-1)  # (n_points, 2)
     buckets = tables.bucket_ids(circle)[0].numpy()
-    normals = tables.projections.T.numpy()  # (z, 2): each hash is the side of the line ⟂ its normal
+    normals = tables.projections[0].T.numpy()  # (z, 2): each hash is the side of the line ⟂ its normal
     figure = go.Figure(
         go.Scatter(
             x=circle[:, 0].numpy(),
