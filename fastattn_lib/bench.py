@@ -121,9 +121,7 @@ def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats) -> dic
 
     def bucketing():
         query_ids, key_ids = state["ids"]
-        key_index, state["query_index"], size = anna.number_buckets(
-            key_ids, query_ids, tables.n_buckets
-        )
+        key_index, state["query_index"], size = anna.number_buckets(key_ids, query_ids, tables.n_buckets)
         state["tables"] = anna.build_buckets(key_index, values, size)
 
     def aggregation():
