@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .checks import check_count, check_hashing, check_qkv, check_table_memory
 from .device import memory_limit
-from .kernels import scatter_add_rows
+from .kernels import causal_bucket_sums, scatter_add_rows
 from .lsh import LSHTables, collision_probability_of_cosine
 
 
@@ -156,24 +156,11 @@ def _aggregate(query_ids, key_ids, v, n_buckets: int, causal: bool):
     query_ids (T, B, N), key_ids (T, B, M), v (B, M, d_v). Returns num (B, N, d_v) = Σ_u Σ_{j in q_i's
     bucket of table u} v_j and den (B, N) = Σ_u |that bucket| (keys j ≤ i only when causal).
     """
-    n_tables, batch, n_keys = key_ids.shape
-    d_v = v.shape[-1]
     key_index, query_index, size = number_buckets(key_ids, query_ids, n_buckets)
     if not causal:
         return read_buckets(query_index, *build_buckets(key_index, v, size))
-    # Causal: sort keys by (bucket, position); a query at position i reads the prefix of its bucket up to i.
-    positions = torch.arange(n_keys, device=v.device)
-    order_key = (key_index * n_keys + positions).flatten()  # (T·B·M,)
-    sorted_key, order = order_key.sort()
-    source = (torch.arange(batch, device=v.device).view(1, batch, 1) * n_keys + positions).expand_as(
-        key_index
-    )
-    sorted_values = v.reshape(-1, d_v)[source.flatten()[order]].double()  # float64: prefix sums cancel
-    prefix = torch.cat([sorted_values.new_zeros(1, d_v), sorted_values.cumsum(dim=0)])  # (T·B·M + 1, d_v)
-    first = torch.searchsorted(sorted_key, (query_index * n_keys).flatten())
-    last = torch.searchsorted(sorted_key, (query_index * n_keys + positions).flatten(), right=True)
-    num = (prefix[last] - prefix[first]).to(v.dtype).view(n_tables, batch, -1, d_v)
-    return num.sum(dim=0), (last - first).view(n_tables, batch, -1).sum(dim=0)
+    # Causal: query i reads the part of its bucket that holds keys j ≤ i (a running sum over positions).
+    return causal_bucket_sums(key_index, query_index, v, size)
 
 
 def anna_attention(

@@ -142,3 +142,76 @@ def scatter_add_rows(index: torch.Tensor, values: torch.Tensor, sums: torch.Tens
         _scatter_add_rows(index.numpy(), values.contiguous().numpy(), sums.numpy())
     else:
         scatter_add_rows_reference(index, values, sums)
+
+
+# ---- causal ANNA: running bucket sums ------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def _causal_bucket_sums(key_index, query_index, values, sums, num, counts, den):  # pragma: no cover
+    """Walk the positions in order, adding key i to its bucket before query i reads its own bucket.
+
+    key_index, query_index (T, B, N); values (B, N, d_v); sums (size, d_v) and counts (size,) start at 0 and
+    every (table, batch) owns its own rows of them; num (B, N, d_v) and den (B, N) receive the reads. Threads
+    take (batch, block of value columns): they never write the same number, and each adds its tables in
+    the same order, so the result does not depend on the thread count.
+    """
+    n_tables, batch, n = key_index.shape
+    d_v = values.shape[2]
+    n_blocks = (d_v + 15) // 16
+    for job in prange(batch * n_blocks):
+        b, start = job // n_blocks, (job % n_blocks) * 16
+        stop = min(start + 16, d_v)
+        for t in range(n_tables):
+            for i in range(n):
+                key, query = key_index[t, b, i], query_index[t, b, i]
+                for c in range(start, stop):
+                    sums[key, c] += values[b, i, c]
+                for c in range(start, stop):
+                    num[b, i, c] += sums[query, c]
+                if start == 0:  # one thread per batch element counts
+                    counts[key] += 1
+                    den[b, i] += counts[query]
+
+
+def causal_bucket_sums_reference(key_index, query_index, values, size: int):
+    """Causal Algorithm 1 by sorting: num[b, i] = Σ_t Σ_{j ≤ i, key j in query i's bucket of table t} v_j and
+    den[b, i] the number of those keys. Keys are sorted by (bucket, position), prefix sums taken in float64
+    (they are differenced), and each query reads its bucket's prefix up to its own position. Differentiable
+    in `values` and device-agnostic: the oracle of `causal_bucket_sums`, and what runs with a gradient or
+    on a GPU."""
+    n_tables, batch, n = key_index.shape
+    d_v = values.shape[-1]
+    positions = torch.arange(n, device=values.device)
+    sorted_key, order = (key_index * n + positions).flatten().sort()
+    source = (torch.arange(batch, device=values.device).view(1, batch, 1) * n + positions).expand_as(
+        key_index
+    )
+    sorted_values = values.reshape(-1, d_v)[source.flatten()[order]].double()
+    prefix = torch.cat([sorted_values.new_zeros(1, d_v), sorted_values.cumsum(dim=0)])  # (T·B·N + 1, d_v)
+    first = torch.searchsorted(sorted_key, (query_index * n).flatten())
+    last = torch.searchsorted(sorted_key, (query_index * n + positions).flatten(), right=True)
+    num = (prefix[last] - prefix[first]).to(values.dtype).view(n_tables, batch, n, d_v)
+    return num.sum(dim=0), (last - first).view(n_tables, batch, n).sum(dim=0)
+
+
+def causal_bucket_sums(key_index, query_index, values, size: int):
+    """`causal_bucket_sums_reference`, by one compiled pass over the positions on a CPU (float32/64, no
+    gradient): O(ℓ·B·N·d_v) with no sort. Returns (num (B, N, d_v), den (B, N))."""
+    compiled = values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+    if not compiled or (values.requires_grad and torch.is_grad_enabled()):
+        return causal_bucket_sums_reference(key_index, query_index, values, size)
+    batch, n, d_v = values.shape
+    sums, counts = values.new_zeros(size, d_v), torch.zeros(size, dtype=torch.long)
+    num, den = values.new_zeros(batch, n, d_v), torch.zeros(batch, n, dtype=torch.long)
+    match_numba_threads()
+    _causal_bucket_sums(
+        key_index.contiguous().numpy(),
+        query_index.contiguous().numpy(),
+        values.detach().contiguous().numpy(),
+        sums.numpy(),
+        num.numpy(),
+        counts.numpy(),
+        den.numpy(),
+    )
+    return num, den

@@ -65,3 +65,21 @@ def test_scatter_add_rows_equals_its_reference(dtype):
     kernels.scatter_add_rows(index, values, compiled)
     kernels.scatter_add_rows_reference(index, values, reference)
     assert torch.allclose(compiled, reference, atol=1e-6) and reference.abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d_v", [1, 16, 37])
+def test_causal_bucket_sums_equal_the_sorting_reference(dtype, d_v):
+    """Causal Algorithm 1: one running pass over the positions against sort-and-prefix-sum."""
+    generator = torch.Generator().manual_seed(d_v)
+    key_ids = torch.randint(0, 5, (3, 2, 200), generator=generator)  # (ℓ, B, N): few buckets, big ones
+    query_ids = torch.randint(0, 5, (3, 2, 200), generator=generator)
+    values = torch.randn(2, 200, d_v, generator=generator, dtype=dtype)
+    key_index, query_index, size = anna.number_buckets(key_ids, query_ids, 5)
+    num, den = kernels.causal_bucket_sums(key_index, query_index, values, size)
+    ref_num, ref_den = kernels.causal_bucket_sums_reference(key_index, query_index, values, size)
+    assert torch.equal(den, ref_den) and den.sum() > 0
+    assert torch.allclose(num, ref_num, atol=1e-4 if dtype == torch.float32 else 1e-10)
+    with torch.enable_grad():  # a gradient is asked for: the differentiable reference runs
+        graded = kernels.causal_bucket_sums(key_index, query_index, values.clone().requires_grad_(), size)
+    assert graded[0].requires_grad and torch.allclose(graded[0], ref_num)
