@@ -3,6 +3,7 @@
 `lsh_update(...)` is the panel's pure computation: theory curves, measured collision rates and a
 near-neighbour search, all for one setting of (ℓ, z, family, dim, device). `draw_lsh` writes that data
 into two figures; the same figures serve the static pictures and the live `FigureWidget`s.
+`rho_by_dimension` and `rho_figure` compare the two families by their quality ρ as the dimension grows.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import plotly.graph_objects as go
 import torch
 
 from .. import lsh
+from ..checks import check_count
 from ..device import cpu_generator
 from .common import Panel, device_options, dropdown, slider
 
@@ -235,6 +237,60 @@ def amplification_figure(settings=((1, 1), (4, 1), (1, 4), (4, 4), (16, 4))) -> 
         xaxis_title="one-hash collision probability p",
         yaxis_title="1 − (1 − p^z)^ℓ",
         width=560,
+        height=400,
+    )
+    return figure
+
+
+@dataclass
+class RhoCurves:
+    """ρ = ln(1/p₁)/ln(1/p₂) of each family against the dimension m, with p₁ = p(distance r) and
+    p₂ = p(distance c·r) for unit vectors."""
+
+    r: float
+    c: float
+    dims: np.ndarray
+    rho: dict[str, np.ndarray]  # family -> ρ at each m
+
+    @property
+    def ideal(self) -> float:
+        """1/c², the exponent the cross-polytope approaches for small r as m grows."""
+        return 1 / self.c**2
+
+    @property
+    def cross_polytope_limit(self) -> float:
+        """The cross-polytope's limit as m → ∞ at this r: (1/c²)·(4 − c²r²)/(4 − r²), from Andoni et al.'s
+        ln(1/p) = τ²/(4 − τ²)·ln m + O(ln ln m) at Euclidean distance τ."""
+        return (4 - (self.c * self.r) ** 2) / (self.c**2 * (4 - self.r**2))
+
+
+def rho_by_dimension(dims=(8, 16, 32, 64, 128, 256), r: float = 0.3, c: float = 2.0) -> RhoCurves:
+    """`lsh.rho(r, c, family, m)` for both families at every m in `dims` (cross-polytope from its tabulated
+    Monte-Carlo collision probabilities, so each m costs a table of 16 384 samples the first time)."""
+    dims = list(dims)
+    if not dims:
+        raise ValueError("dims: expected at least one dimension, got none")
+    for dim in dims:
+        check_count("dims", dim, minimum=2)
+    dims = np.asarray(dims, dtype=int)
+    rho = {family: np.array([lsh.rho(r, c, family, int(dim)) for dim in dims]) for family in lsh.FAMILIES}
+    return RhoCurves(r=r, c=c, dims=dims, rho=rho)
+
+
+def rho_figure(curves: RhoCurves) -> go.Figure:
+    """ρ against m on a log axis, one line per family, with 1/c² and the cross-polytope's m → ∞ limit."""
+    figure = go.Figure()
+    for family, values in curves.rho.items():
+        figure.add_scatter(x=curves.dims, y=values, name=family, mode="lines+markers")
+    for level, name in ((curves.ideal, "1/c²"), (curves.cross_polytope_limit, "cross-polytope, m → ∞")):
+        figure.add_scatter(
+            x=curves.dims[[0, -1]], y=[level, level], name=name, mode="lines", line={"dash": "dash"}
+        )
+    figure.update_layout(
+        title=f"LSH quality ρ against dimension (r = {curves.r:g}, c = {curves.c:g}; lower is better)",
+        xaxis={"title": "dimension m", "type": "log", "tickvals": curves.dims},
+        yaxis={"title": "ρ = ln(1/p₁) / ln(1/p₂)", "rangemode": "tozero"},
+        width=620,
         height=400,
     )
     return figure
