@@ -83,7 +83,7 @@ def test_rows_without_collision_are_zero(impl):
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_one_layer_global_average(impl):
-    """Spec §6.9: every query and key equal ⇒ one ANNA layer outputs the mean of all values."""
+    """Global aggregation: every query and key equal ⇒ one ANNA layer outputs the mean of all values."""
     direction = rand(16, seed=1)
     q = k = direction.expand(100, 16).contiguous()
     v = rand(100, 5, seed=2)
@@ -95,7 +95,7 @@ def test_one_layer_global_average(impl):
 
 
 def test_exact_match_encodings_give_exact_match_attention():
-    """Spec §1/§6.10: with one-hot labels, ANNA averages exactly the keys whose label equals the query's."""
+    """Exact-match attention: with one-hot labels, ANNA averages exactly the keys with the query's label."""
     labels_q, labels_k = torch.randint(0, 8, (60,)), torch.randint(0, 8, (60,))
     q, k = torch.eye(8)[labels_q], torch.eye(8)[labels_k]
     v = rand(60, 3, seed=3)
@@ -114,7 +114,7 @@ def test_identical_keys_get_equal_weight():
 
 
 def test_many_tables_approach_the_collision_kernel():
-    """Spec §3/§6.11: as ℓ → ∞ at fixed z, w_ij → p(θ_ij)^z / Σ_j' p(θ_ij')^z (hyperplane: p = 1 − θ/π)."""
+    """Collision kernel: as ℓ → ∞ at fixed z, w_ij → p(θ_ij)^z / Σ_j' p(θ_ij')^z (hyperplane: p = 1 − θ/π)."""
     q, k = rand(4, 8, seed=1), rand(12, 8, seed=2)
     angle = torch.arccos(
         torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(k, dim=-1).T

@@ -1,4 +1,4 @@
-"""Theorem B counted: MPC machines and rounds for one ANNA layer against one softmax layer."""
+"""MPC simulating ANNA, counted: MPC machines and rounds for one ANNA layer against one softmax layer."""
 
 import math
 

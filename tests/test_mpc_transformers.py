@@ -1,5 +1,5 @@
-"""ANNA-transformers built by hand: a protocol run by attention layers (Theorem A), k-hop in O(log k)
-layers and Match2 in one (Theorem C)."""
+"""ANNA-transformers built by hand: a protocol run by attention layers (ANNA simulates MPC), k-hop in
+O(log k) layers and Match2 in one."""
 
 import math
 
@@ -22,7 +22,7 @@ def traffic(run):
     return [(r.round, r.sent, r.received) for r in run.rounds]
 
 
-# ---- Theorem A -------------------------------------------------------------------------------------------
+# ---- ANNA simulates MPC ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", PROTOCOLS)
@@ -65,7 +65,7 @@ def test_the_transformer_enforces_the_receive_limit_like_the_simulator():
         mpc.MPCTransformer(star).play_round(mpc.StarSum(list(range(10)), 8), 0, [])
 
 
-# ---- Theorem C -------------------------------------------------------------------------------------------
+# ---- k-hop and Match2 --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("hops", range(1, 33))

@@ -4,8 +4,12 @@ The model (Karloff et al. 2010; the "(γ, δ)-MPC" of Sanford, Hsu and Telgarsky
 with a local memory of s words. Computation runs in synchronous rounds. In a round every machine applies a
 local function to its memory, keeps some words and sends the others as messages, each addressed to a
 machine; what arrives is in memory at the start of the next round. No machine may hold, send or receive
-more than s words in a round. The cost of a protocol is its number of rounds. ANNA-transformers and MPC
-simulate each other: one ANNA layer per MPC round (Theorem A), O(1/δ) MPC rounds per ANNA layer (Theorem B).
+more than s words in a round. The cost of a protocol is its number of rounds. The ANNA paper proves that
+ANNA-transformers and MPC simulate each other, depth for rounds up to constant factors: ANNA simulates MPC
+(here one ANNA layer per round) and MPC simulates ANNA (here O(1/δ) rounds per ANNA layer). The
+constructions in this package are ours, written to show those results at work. So is one simplification:
+a message is addressed to a (machine, slot) pair, where the model names only the machine; a receiver could
+sort its at most s words locally, so the slot only fixes their order in advance.
 
 The modules, in reading order:
 
@@ -14,9 +18,10 @@ The modules, in reading order:
 * `protocols`: aggregation trees (`global_sum`, `prefix_sums`), `StarSum`, `KHopProtocol`, `Match2Protocol`;
 * `dask_backend`: `DaskBackend`, the same loop with each round on a `dask.distributed` cluster;
 * `exact_match`: `ExactMatchCodes`, LSH tables under which ANNA is exact-match attention;
-* `transformers`: Theorem A (`MPCTransformer`, a protocol run by ANNA layers) and Theorem C
-  (`build_khop_transformer`, `Match2Transformer`);
-* `costs`: Theorem B, counted: MPC machines and rounds for one ANNA layer against one softmax layer.
+* `transformers`: ANNA simulating MPC (`MPCTransformer`, a protocol run by ANNA layers), and k-hop and
+  Match2 solved by hand-built ANNA-transformers (`build_khop_transformer`, `Match2Transformer`);
+* `costs`: MPC simulating ANNA, counted: MPC machines and rounds for one ANNA layer against the
+  straightforward simulation of one softmax layer.
 
 `receptive_fields` (the Reformer separation) lives in `fastattn_lib.reformer` and is re-exported here.
 Every name is importable from `fastattn_lib.mpc` directly.

@@ -1,10 +1,11 @@
-"""Theorem B, counted: what it costs an MPC cluster to compute one attention layer over N tokens.
+"""MPC simulating ANNA, counted: what it costs an MPC cluster to compute one attention layer over N tokens.
 
 MPC can simulate ANNA cheaply: every key sends (v, 1) to the machine that owns its bucket, bucket sums go up
 and down aggregation trees, and each query reads its ℓ buckets. That takes O(1/δ) rounds and about
-N·ℓ·(m + 1)/s machines, near-linear in N, for machines of s words holding N^δ tokens. Softmax attention
-needs every (query, key) score, so about (N·2m/s)² machines: quadratic. These are counts from the
-constructions (`LayerCost`), not runs; `layer_cost_table` sets them side by side.
+N·ℓ·(m + 1)/s machines, near-linear in N, for machines of s words holding N^δ tokens. The straightforward
+simulation of softmax attention computes every (query, key) score, so it uses about (N·2m/s)² machines:
+quadratic (the cost of that construction, not a lower bound). These are counts from our constructions
+(`LayerCost`), not runs; `layer_cost_table` sets them side by side.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ def _tree_rounds(items: int, fan_in: int) -> int:
 
 
 def anna_layer_mpc_cost(n: int, width: int, n_tables: int, memory: int) -> LayerCost:
-    """Theorem B's construction. Token machines hold ⌊s/3m⌋ tokens and compute q, k, v. For each of the
-    ℓ tables every key sends (v, 1), m + 1 words, to the machine that owns its bucket: N·ℓ·(m + 1) words,
-    so ⌈N·ℓ·(m + 1)/s⌉ bucket machines. A bucket too big for one machine is summed by an aggregation tree
-    of fan-in f = ⌊s/(m + 1)⌋ and its sum sent back down the same tree to the queries that read it:
+    """Our construction for MPC simulating ANNA. Token machines hold ⌊s/3m⌋ tokens and compute q, k, v.
+    For each of the ℓ tables every key sends (v, 1), m + 1 words, to the machine that owns its bucket:
+    N·ℓ·(m + 1) words, so ⌈N·ℓ·(m + 1)/s⌉ bucket machines. A bucket too big for one machine is summed by an
+    aggregation tree of fan-in f = ⌊s/(m + 1)⌋ and its sum sent back down the same tree to the queries that
+    read it:
     rounds = 1 (keys to buckets) + 2·⌈log_f N⌉ (up and down) + 1 (the queries' answers)."""
     check_count("n", n)
     check_count("width", width)
@@ -55,7 +57,8 @@ def anna_layer_mpc_cost(n: int, width: int, n_tables: int, memory: int) -> Layer
 
 
 def softmax_layer_mpc_cost(n: int, width: int, memory: int) -> LayerCost:
-    """Softmax attention needs every (query, key) score: a machine holding t = ⌊s/(2m + 1)⌋ queries and
+    """The straightforward simulation of softmax attention (a construction, not a lower bound) computes
+    every (query, key) score: a machine holding t = ⌊s/(2m + 1)⌋ queries and
     t keys covers t² pairs, so ⌈N/t⌉² machines, about N²·(2m)²/s². Each row's normaliser and weighted sum
     are then reduced over its ⌈N/t⌉ tiles: rounds = 1 + 2·⌈log_f ⌈N/t⌉⌉ with f = ⌊s/(m + 1)⌋."""
     check_count("n", n)

@@ -1,12 +1,15 @@
 """ANNA-transformers that compute exactly, built by hand from exact-match attention (`exact_match`).
 
-Theorem A says ANNA can simulate MPC: `MPCTransformer` runs any protocol as an ANNA-transformer, one layer
-per round. Tokens are machines and a token's residual stream is its memory; the MLP is the local function
-and the attention delivers the messages. It plays the rounds of the same loop as the simulator
-(`model.run_rounds`), with the same limit checks, so memories and traffic can be compared round by round.
+The ANNA paper proves that ANNA-transformers simulate MPC; `MPCTransformer` is our construction of that
+result: it runs any protocol as an ANNA-transformer, one layer per round. Tokens are machines and a token's
+residual stream is its memory; the MLP is the local function and the attention delivers the messages. It
+plays the rounds of the same loop as the simulator (`model.run_rounds`), with the same limit checks, so
+memories and traffic can be compared round by round.
 
-Theorem C's constructions need no protocol in between: `KHopTransformer` (`build_khop_transformer`)
-follows k hops of induction heads in ⌊log₂ k⌋ + 3 layers or fewer by pointer doubling, and
+The paper also reports that ANNA-transformers solve k-hop induction heads in depth O(log k) and Match2 in
+constant depth. Our constructions for those need no protocol in between: `KHopTransformer`
+(`build_khop_transformer`) follows k hops of induction heads in ⌊log₂ k⌋ + 3 layers or fewer by pointer
+doubling, and
 `Match2Transformer` decides Match2 in one layer. Both are exact for every input once their code books have
 no false collisions, which the codes check when they are built.
 """
@@ -47,7 +50,7 @@ class TransformerRun:
 
 
 class MPCTransformer:
-    """Theorem A: an R-round protocol as an ANNA-transformer of R + 1 layers.
+    """ANNA simulates MPC: an R-round protocol as an ANNA-transformer of R + 1 layers.
 
     Tokens are machines; a token's residual stream is its memory (s words). Layer r's MLP is the local
     function of round r (it keeps some words and writes up to s outgoing words, each with its (dest, slot));
@@ -117,7 +120,7 @@ def _as_word(value: float):
 
 
 class KHopTransformer(nn.Module):
-    """hop_k by exact-match ANNA layers, no training (Theorem C). The residual stream holds
+    """hop_k by exact-match ANNA layers, no training (k-hop in logarithmic depth). The residual stream holds
     a few integer fields per token; the attention heads read them through exact-match codes, and the MLPs
     are small exact integer maps (rounding, comparisons).
 
@@ -208,7 +211,7 @@ def build_khop_transformer(hops: int, seq_len: int, alphabet: int, n_tables=1, n
 
 
 class Match2Transformer(nn.Module):
-    """Match2 in one exact-match ANNA layer (Theorem C): query code((−x_i) mod M), key
+    """Match2 in one exact-match ANNA layer (constant depth suffices): query code((−x_i) mod M), key
     code(x_j), value 1. The mean is 1 when a partner exists and 0 when none collides, so the threshold at ½
     is the label. A false collision can only add a 1: errors are false positives."""
 
