@@ -61,7 +61,7 @@ def error_grid(
 
 def experiment_result(result: TrainResult, n_draws: int = 10, progress: bool = True) -> dict:
     """Everything the paper's figure needs for one β: surrogate error, and the ANNA error grid both for
-    zero-shot distillation (the surrogate's weights) and after the distillation phases."""
+    weight copying (zero-shot: the surrogate's weights) and after fine-tuning into ANNA ("distilled")."""
     task = result.config.task
     x, y = data.load_test_set(TASKS[task]["test_set"])
     distilled, surrogate = result.model, result.surrogate()
