@@ -10,6 +10,15 @@ queries and keys all coincide already averages every token.
 * `chunked_bucket_attention`: the layer itself;
 * `layers_for_global_average`: the depth bound ⌈log_span N⌉;
 * `receptive_fields`: the measured number of inputs an output depends on, layer after layer, for both.
+
+Sliding windows have the same cap in another shape: with window W (query i sees keys i − W ≤ j ≤ i) an
+output reaches W positions further back per layer. k-hop induction heads ask position i for the symbol at
+find^k(i), which lies further back the larger k is, so a window needs depth that grows linearly with k,
+where the hand-built ANNA-transformer (`mpc.build_khop_transformer`) needs ⌈log₂ k⌉ + O(1) layers.
+
+* `window_pattern`, `compose`: the window's dependency pattern, and one more layer of dependence;
+* `khop_sources`: the position find^k(i) each k-hop answer is read from;
+* `khop_window_depth`: the fewest window layers after which every answer's source is within reach.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from .attention import anna_attention
 from .checks import check_count, check_qkv
 from .device import cpu_generator
 from .lsh import LSHTables
+from .tasks import find_pointers
 
 
 def chunked_bucket_attention(
@@ -90,3 +100,54 @@ def receptive_fields(n: int, bucket_size: int, n_layers: int, dim: int = 16, see
     anna = [int(anna_pattern.sum(dim=1).max())] * n_layers
     bound = [min(n, (2 * bucket_size) ** (layer + 1)) for layer in range(n_layers)]
     return {"reformer": reformer, "reformer_bound": bound, "anna": anna}
+
+
+# ---- sliding windows against k-hop ---------------------------------------------------------------------
+
+
+def window_pattern(n: int, window: int) -> torch.Tensor:
+    """(N, N) bool: output i of one causal sliding-window layer depends on input j when i − W ≤ j ≤ i."""
+    check_count("n", n)
+    check_count("window", window)
+    offset = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # i − j
+    return (offset >= 0) & (offset <= window)
+
+
+def compose(depends: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    """One more layer: output i depends on input j when it depends on some position that depends on j."""
+    return (depends.float() @ pattern.float()) > 0
+
+
+def khop_sources(x: torch.Tensor, alphabet: int, hops: int) -> torch.Tensor:
+    """find^k(i) for sequences x [n, N]: the position the k-hop answer at i is read from, −1 where some
+    step of the chain is undefined (the answer is "none")."""
+    check_count("hops", hops)
+    pointers = find_pointers(x, alphabet)
+    position = torch.arange(x.shape[1]).expand_as(x)
+    for _ in range(hops):  # a loop over hops, vectorised over samples and positions
+        position = torch.where(position >= 0, pointers.gather(1, position.clamp(min=0)), -1)
+    return position
+
+
+def khop_window_depth(x: torch.Tensor, alphabet: int, hops_list, window: int) -> list[int]:
+    """For each k in `hops_list`: the fewest causal sliding-window layers (window W) after which every
+    position i of every sequence in x [n, N] whose k-hop answer is defined depends on its source
+    find^k(i): a depth no window-attention transformer can go below on these inputs. Measured: the
+    window's dependency pattern is composed layer by layer (`compose`) until every source is in reach."""
+    check_count("window", window)
+    hops_list = list(hops_list)
+    n = x.shape[1]
+    position = torch.arange(n).expand_as(x)
+    pairs = []  # per k: the (output, source) positions that must be connected
+    for hops in hops_list:
+        source = khop_sources(x, alphabet, hops)
+        defined = source >= 0
+        pairs.append((position[defined], source[defined]))
+    pattern = window_pattern(n, window)
+    depends, depths, layer = pattern, [None] * len(hops_list), 1
+    while any(d is None for d in depths):  # ends by layer N/W: by then every j ≤ i is in reach
+        for index, (outputs, sources) in enumerate(pairs):
+            if depths[index] is None and bool(depends[outputs, sources].all()):
+                depths[index] = layer
+        depends, layer = compose(depends, pattern), layer + 1
+    return depths

@@ -24,3 +24,12 @@ def test_anna_panel_moves_its_figures():
     assert panel.last_error is None and not np.array_equal(before, np.array(panel.figures[1].data[0].z))
     panel.controls["causal"].value = True
     assert panel.last_error is None and panel.data.causal
+
+
+def test_guarantee_cost_figure_plots_hashes_per_token_over_n():
+    from fastattn_lib import guarantee
+
+    rows = guarantee.guarantee_table([2**10, 2**12], 16, 0.3, 3)
+    figure = anna_panels.guarantee_cost_figure({"hyperplane, c = 3": rows})
+    assert list(figure.data[0].x) == [1024, 4096]
+    assert list(figure.data[0].y) == [row["hashes / N"] for row in rows]

@@ -36,3 +36,9 @@ def test_mpc_panels_redraw():
     bars = list(khop.figures[1].data[0].y)
     khop.controls["hops"].value = 20
     assert khop.last_error is None and list(khop.figures[1].data[0].y) != bars
+
+
+def test_khop_window_figure_draws_one_line_per_window_and_annas_depth():
+    figure = mpc_panels.khop_window_figure([1, 2, 4], {4: [3, 5, 9], 8: [2, 3, 5]}, [2, 4, 5])
+    assert [list(trace.y) for trace in figure.data] == [[3, 5, 9], [2, 3, 5], [2, 4, 5]]
+    assert figure.layout.xaxis.title.text == "hops k"

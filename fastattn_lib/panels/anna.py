@@ -263,3 +263,27 @@ def global_average_figure(sizes=(2**p for p in range(6, 21)), bucket_sizes=(16, 
         height=380,
     )
     return figure
+
+
+def guarantee_cost_figure(tables: dict) -> go.Figure:
+    """Hash evaluations per token (ℓ·z) divided by N against N, one line per setting.
+
+    `tables`: {label: rows of `guarantee.guarantee_table`}. A softmax query reads N keys, so a line that
+    falls is a cost growing slower than N² (ρ < 1/3), a rising one faster."""
+    figure = go.Figure()
+    for label, rows in tables.items():
+        figure.add_scatter(
+            x=[row["N"] for row in rows],
+            y=[row["hashes / N"] for row in rows],
+            mode="lines+markers",
+            name=label,
+        )
+    figure.add_hline(y=1, line={"dash": "dot", "color": "gray"}, annotation_text="ℓ·z = N")
+    figure.update_layout(
+        title="the guarantee's hashing work per token, relative to N",
+        xaxis={"title": "N (tokens)", "type": "log"},
+        yaxis={"title": "ℓ·z / N (hashes per token per key)", "type": "log"},
+        width=680,
+        height=400,
+    )
+    return figure

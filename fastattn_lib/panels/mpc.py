@@ -96,6 +96,21 @@ def depth_figure(max_hops: int = 64) -> go.Figure:
     return figure
 
 
+def khop_window_figure(hops: list[int], window_depths: dict, anna_depths: list[int]) -> go.Figure:
+    """Depth needed for k-hop against k: sliding windows (measured reach, one line per window W) next to
+    the layers of the hand-built ANNA-transformer."""
+    figure = go.Figure()
+    for window, depths in window_depths.items():
+        figure.add_scatter(x=hops, y=depths, mode="lines+markers", name=f"sliding window, W = {window}")
+    figure.add_scatter(
+        x=hops, y=anna_depths, mode="lines+markers", line={"color": "black", "width": 3}, name="ANNA (built)"
+    )
+    figure.update_layout(title="k-hop: depth before every answer is within reach", width=620, height=380)
+    figure.update_xaxes(title="hops k")
+    figure.update_yaxes(title="layers", rangemode="tozero")
+    return figure
+
+
 def cost_figure(rows: list[dict]) -> go.Figure:
     """Machines MPC needs for one attention layer, ANNA against softmax (log-log)."""
     ns = [row["N"] for row in rows]
