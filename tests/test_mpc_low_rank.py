@@ -66,3 +66,11 @@ def test_bad_arguments_name_themselves():
         LowRankProtocol(q[None], k[None], v[None], memory=18)
     with pytest.raises(ValueError, match="fan_in"):
         memory_for_fan_in(1, 2, 2)
+
+
+def test_check_low_rank_reports_rounds_layers_and_a_float_sized_error():
+    simulated = mpc.check_low_rank(30, fan_in=6, seed=1)
+    assert simulated.rounds == 2 * tree_height(30, 6) == 4 and simulated.layers is None
+    assert simulated.memory == memory_for_fan_in(6, 2, 2) and simulated.error < 1e-12
+    by_anna = mpc.check_low_rank(8, fan_in=3, d_v=1, seed=1, by_anna=True)
+    assert by_anna.layers == by_anna.rounds + 1 == 5 and by_anna.error < 1e-12

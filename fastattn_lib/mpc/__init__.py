@@ -22,6 +22,8 @@ The modules, in reading order:
   Match2 solved by hand-built ANNA-transformers (`build_khop_transformer`, `Match2Transformer`);
 * `costs`: MPC simulating ANNA, counted: MPC machines and rounds for one ANNA layer against the
   straightforward simulation of one softmax layer.
+* `low_rank`: one low-rank attention layer as a protocol (`LowRankProtocol`): an aggregation tree up and
+  down, a constant number of rounds when the fan-in grows like N^δ, and so a constant number of ANNA layers.
 
 `receptive_fields` (the Reformer separation) lives in `fastattn_lib.reformer` and is re-exported here.
 Every name is importable from `fastattn_lib.mpc` directly.
@@ -31,6 +33,7 @@ from ..reformer import receptive_fields
 from .costs import LayerCost, anna_layer_mpc_cost, layer_cost_table, softmax_layer_mpc_cost
 from .dask_backend import DaskBackend
 from .exact_match import NULL, ExactMatchCodes
+from .low_rank import LowRankCheck, LowRankProtocol, check_low_rank, memory_for_fan_in, tree_height
 from .model import (
     Message,
     MPCLimitError,
@@ -93,6 +96,12 @@ __all__ = [
     "KHopTransformer",
     "build_khop_transformer",
     "Match2Transformer",
+    # low_rank
+    "LowRankProtocol",
+    "LowRankCheck",
+    "check_low_rank",
+    "memory_for_fan_in",
+    "tree_height",
     # costs
     "LayerCost",
     "anna_layer_mpc_cost",

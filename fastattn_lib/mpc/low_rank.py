@@ -21,11 +21,15 @@ with one ANNA layer per round.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from ..attention import low_rank_attention
 from ..checks import check_count, check_qkv
-from .model import Message, Protocol, empty_memory
+from ..device import cpu_generator
+from .model import Message, Protocol, empty_memory, simulate
+from .transformers import MPCTransformer
 
 
 def _phi(word: float) -> float:
@@ -151,3 +155,37 @@ def memory_for_fan_in(fan_in: int, width: int, d_v: int) -> int:
     check_count("width", width)
     check_count("d_v", d_v)
     return width * (d_v + 1) * (fan_in + 1)
+
+
+@dataclass
+class LowRankCheck:
+    """One low-rank layer on random q, k, v, run by MPC: its size, its cost and its largest deviation from
+    `attention.low_rank_attention`."""
+
+    n: int
+    fan_in: int
+    memory: int
+    rounds: int
+    layers: int | None  # ANNA layers, when run by `MPCTransformer`
+    error: float
+
+
+def check_low_rank(
+    n: int, fan_in: int, width: int = 2, d_v: int = 2, seed: int = 0, by_anna: bool = False
+) -> LowRankCheck:
+    """Run `LowRankProtocol` on N random tokens (float64) with machines of fan-in f, on the simulator or,
+    with `by_anna`, as an ANNA-transformer (one layer per round, s × s heads: keep N small), and compare
+    with `attention.low_rank_attention`."""
+    check_count("n", n)
+    generator = cpu_generator(seed, "low-rank-protocol")
+    q, k = (torch.randn(n, width, generator=generator, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(n, d_v, generator=generator, dtype=torch.float64)
+    protocol = LowRankProtocol(q, k, v, memory_for_fan_in(fan_in, width, d_v))
+    if by_anna:
+        run = MPCTransformer(protocol).run()
+        output, rounds, layers = run.output, len(run.rounds), run.n_layers
+    else:
+        run = simulate(protocol)
+        output, rounds, layers = run.output, run.n_rounds, None
+    error = float((output - low_rank_attention(q, k, v)).abs().max())
+    return LowRankCheck(n, fan_in, protocol.memory, rounds, layers, error)
