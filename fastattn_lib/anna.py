@@ -17,7 +17,8 @@ Three implementations agree to float tolerance:
 * `impl="dense"`: the O(ℓ·N·M) oracle that builds c_ij explicitly (`collision_counts`);
 * `impl="tables"` (Algorithm 1): every bucket of every table stores the sum S and the count C of its
   keys' values; each query adds up S and C of its ℓ buckets: out_i = Σ_u S_u(q_i) / Σ_u C_u(q_i).
-  Hashing costs ℓ·z·D·m per token with a dense D × m rotation (D = m), reading ℓ·d_v;
+  Hashing costs ℓ·z·D·m per token with a dense D × m rotation (D = m), ℓ·z·3·D·log₂D with the
+  Hadamard one; reading costs ℓ·d_v;
 * `impl="linear_memory"` (Algorithm 2): the same, one table at a time, so memory does not grow with ℓ.
 
 Causal ANNA (j ≤ i; our variant, for decoders) reads only the prefix of each bucket up to the query.
@@ -47,14 +48,15 @@ def causal_mask(n_queries: int, n_keys: int, device, query_positions=None) -> to
     return torch.arange(n_keys, device=device)[None, :] <= query_positions.to(device)[:, None]
 
 
-def hash_tables(q, n_tables, n_hashes, family, seed, per_head: bool) -> LSHTables:
+def hash_tables(q, n_tables, n_hashes, family, seed, per_head: bool, rotation: str = "dense") -> LSHTables:
     """The tables ANNA hashes q̂ and k̂ with: one set for every leading index, or (`per_head`) head h of
     q [..., H, N, m] with the functions of seed + h."""
     if per_head:
         if q.dim() < 3:
             raise ValueError(f"q: per_head needs shape [..., H, N, m], got {tuple(q.shape)}")
-        return LSHTables.per_head(q.shape[-1], q.shape[-3], n_tables, n_hashes, family, seed, q.device)
-    return LSHTables(q.shape[-1], n_tables, n_hashes, family, seed=seed, device=q.device)
+        heads = q.shape[-3]
+        return LSHTables.per_head(q.shape[-1], heads, n_tables, n_hashes, family, seed, q.device, rotation)
+    return LSHTables(q.shape[-1], n_tables, n_hashes, family, seed, q.device, rotation)
 
 
 def collision_counts(
@@ -67,6 +69,7 @@ def collision_counts(
     causal=False,
     query_positions=None,
     per_head=False,
+    rotation="dense",
 ) -> torch.Tensor:
     """c_ij: in how many of the ℓ tables q_i and k_j share a bucket, shape [..., N, M] (0 above the
     diagonal when causal; `query_positions`: the queries are those rows of a longer sequence).
@@ -75,7 +78,7 @@ def collision_counts(
     check_hashing(n_tables, n_hashes, "dense")
     batch = q.shape[:-2].numel()
     check_table_memory(n_tables, batch * q.shape[-2] * k.shape[-2], 1, memory_limit(q.device))
-    tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head)
+    tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head, rotation)
     query_ids = tables.bucket_ids(F.normalize(q, dim=-1))  # (ℓ, ..., N)
     key_ids = tables.bucket_ids(F.normalize(k, dim=-1))  # (ℓ, ..., M)
     counts = (query_ids[..., :, None] == key_ids[..., None, :]).sum(dim=0)  # (..., N, M)
@@ -94,9 +97,12 @@ def anna_weights(
     causal=False,
     query_positions=None,
     per_head=False,
+    rotation="dense",
 ) -> torch.Tensor:
     """ANNA's implied attention matrix w_ij = c_ij / Σ_j' c_ij' (a zero row where nothing collides)."""
-    counts = collision_counts(q, k, n_tables, n_hashes, family, seed, causal, query_positions, per_head)
+    counts = collision_counts(
+        q, k, n_tables, n_hashes, family, seed, causal, query_positions, per_head, rotation
+    )
     counts = counts.to(q.dtype)
     return counts / counts.sum(dim=-1, keepdim=True).clamp(min=1)
 
@@ -174,13 +180,15 @@ def anna_attention(
     causal: bool = False,
     impl: str = "tables",
     per_head: bool = False,
+    rotation: str = "dense",
 ) -> torch.Tensor:
     """ANNA: each query averages the values of the keys it collides with, weighted by collision count.
 
     Hashing uses exactly the functions `LSHTables(q.shape[-1], n_tables, n_hashes, family, seed)` draws, on
     unit-normalised q and k, the same for every leading index; with `per_head`, dimension −3 of
-    q [..., H, N, m] holds heads and head h hashes with seed + h (all heads in one call). See the module
-    docstring for the formula and the three `impl`s (which agree to float tolerance). Returns [..., N, d_v].
+    q [..., H, N, m] holds heads and head h hashes with seed + h (all heads in one call). `rotation`
+    ("dense" or "hadamard", cross-polytope only) is passed to `LSHTables`. See the module docstring for the
+    formula and the three `impl`s (which agree to float tolerance). Returns [..., N, d_v].
     """
     check_qkv(q, k, v, causal)
     check_hashing(n_tables, n_hashes, impl)
@@ -188,12 +196,12 @@ def anna_attention(
     if n_queries == 0:
         return v.new_zeros(*batch_shape, 0, d_v)
     if impl == "dense":
-        return anna_weights(q, k, n_tables, n_hashes, family, seed, causal, per_head=per_head) @ v
+        return anna_weights(q, k, n_tables, n_hashes, family, seed, causal, None, per_head, rotation) @ v
     batch = batch_shape.numel()
     if impl == "tables":  # ids of queries and keys, their bucket numbers, and a sum per occurring bucket
         per_row = 3 * 8 + d_v * v.element_size()
         check_table_memory(n_tables, batch * (n_queries + k.shape[-2]), per_row, memory_limit(q.device))
-    tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head)
+    tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head, rotation)
     q_hat, k_hat = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
 
     def ids(x, table=None):  # (T, B, N): bucket ids with every leading dimension flattened into B
@@ -267,6 +275,7 @@ def straight_through_anna(
     impl="tables",
     finite_kernel: bool = False,
     per_head: bool = False,
+    rotation: str = "dense",
 ) -> torch.Tensor:
     """ANNA forward; backward, v gets ANNA's exact gradient and q, k the collision kernel's gradient.
 
@@ -276,7 +285,7 @@ def straight_through_anna(
     ones that pull it closer. With `finite_kernel` K is the kernel for this ℓ (`n_tables=ℓ`), whose gradient
     also sees the rows where nothing is likely to collide.
     """
-    out = anna_attention(q, k, v, n_tables, n_hashes, family, seed, causal, impl, per_head)
+    out = anna_attention(q, k, v, n_tables, n_hashes, family, seed, causal, impl, per_head, rotation)
     tables = n_tables if finite_kernel else None
     expected = collision_kernel_weights(q, k, n_hashes, family, causal, tables) @ v.detach()
     return out + (expected - expected.detach())

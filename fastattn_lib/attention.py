@@ -9,7 +9,8 @@ pictures and oracles); `out` = weights @ v, computed without that matrix where t
   the weight concentrates on the keys closest to the query. ANNA's trainable surrogate.
   `Softmax(beta, normalize=False)` is the usual scaled dot product softmax(β·q·kᵀ) (β = 1/√m).
 * `Anna(n_tables=ℓ, n_hashes=z)`: approximate nearest-neighbour attention (`fastattn_lib.anna`): LSH buckets
-  instead of scores, w_ij ∝ the number of tables in which q_i and k_j collide.
+  instead of scores, w_ij ∝ the number of tables in which q_i and k_j collide (`rotation="hadamard"` for
+  the cheaper pseudo-random rotation of cross-polytope hashing).
 * `CollisionKernel(n_hashes=z)`: ANNA's expectation, differentiable in q and k (for training).
 * `StraightThroughAnna(n_tables, n_hashes)`: ANNA forward, the collision kernel's gradient backward.
 * `LowRank()`: φ(q)·(φ(k)ᵀv) / φ(q)·Σφ(k) with φ = elu + 1, linear in N and never sparse.
@@ -46,6 +47,7 @@ from .checks import (
     check_family,
     check_hashing,
     check_qkv,
+    check_rotation,
     check_seed,
 )
 
@@ -158,20 +160,32 @@ class Anna:
     family: str = "cross_polytope"
     seed: int = 0
     impl: str = "tables"
+    rotation: str = "dense"
 
     def __post_init__(self):
         check_hashing(self.n_tables, self.n_hashes, self.impl)
         check_family(self.family)
         check_seed(self.seed)
+        check_rotation(self.rotation, self.family)
 
     def __call__(self, q, k, v, causal: bool = False) -> torch.Tensor:
         return anna_attention(
-            q, k, v, self.n_tables, self.n_hashes, self.family, self.seed, causal, self.impl, _has_heads(q)
-        )
+            q, k, v, self.n_tables, self.n_hashes, self.family, self.seed, causal, self.impl, _has_heads(q),
+            self.rotation,
+        )  # fmt: skip
 
     def weights(self, q, k, causal: bool = False) -> torch.Tensor:
         return anna_weights(
-            q, k, self.n_tables, self.n_hashes, self.family, self.seed, causal, per_head=_has_heads(q)
+            q,
+            k,
+            self.n_tables,
+            self.n_hashes,
+            self.family,
+            self.seed,
+            causal,
+            None,
+            _has_heads(q),
+            self.rotation,
         )
 
 
@@ -210,22 +224,33 @@ class StraightThroughAnna:
     seed: int = 0
     finite_kernel: bool = False
     impl: str = "tables"
+    rotation: str = "dense"
 
     def __post_init__(self):
         check_hashing(self.n_tables, self.n_hashes, self.impl)
         check_family(self.family)
         check_seed(self.seed)
         check_choice("finite_kernel", self.finite_kernel, (True, False))
+        check_rotation(self.rotation, self.family)
 
     def __call__(self, q, k, v, causal: bool = False) -> torch.Tensor:
         return straight_through_anna(
             q, k, v, self.n_tables, self.n_hashes, self.family, self.seed, causal, self.impl,
-            self.finite_kernel, _has_heads(q),
+            self.finite_kernel, _has_heads(q), self.rotation,
         )  # fmt: skip
 
     def weights(self, q, k, causal: bool = False) -> torch.Tensor:
         return anna_weights(
-            q, k, self.n_tables, self.n_hashes, self.family, self.seed, causal, per_head=_has_heads(q)
+            q,
+            k,
+            self.n_tables,
+            self.n_hashes,
+            self.family,
+            self.seed,
+            causal,
+            None,
+            _has_heads(q),
+            self.rotation,
         )
 
 

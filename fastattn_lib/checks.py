@@ -9,6 +9,7 @@ import math
 import torch
 
 FAMILIES = ("hyperplane", "cross_polytope")  # the LSH families of `lsh`
+ROTATIONS = ("dense", "hadamard")  # how a cross-polytope hash rotates its input (see `lsh.LSHTables`)
 IMPLS = ("tables", "linear_memory", "dense")  # ANNA's three implementations (see `attention`)
 ROLE_VALUES = (0, 1, 2)  # NAtS roles: global, local, sliding (see `nats`)
 
@@ -63,6 +64,14 @@ def check_choice(name: str, value, choices: tuple) -> None:
 
 def check_family(family) -> None:
     check_choice("family", family, FAMILIES)
+
+
+def check_rotation(rotation, family) -> None:
+    check_choice("rotation", rotation, ROTATIONS)
+    if rotation != "dense" and family != "cross_polytope":
+        raise ValueError(
+            f"rotation: {rotation!r} applies to cross_polytope hashing only, got family={family!r}"
+        )
 
 
 def check_hashing(n_tables, n_hashes, impl="tables") -> None:

@@ -44,41 +44,48 @@ def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
     return torch.where(top >= -bottom, top_axis, bottom_axis + y.shape[-1])
 
 
-@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
-def _signed_axis_columns(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
-    """The reference's rule down every column of y (T, D, R): out[t, r] = code of the vector y[t, :, r].
+@njit(fastmath=True, cache=True, boundscheck=False)
+def _write_codes(block, out):  # pragma: no cover - compiled by numba; tested through signed_axis
+    """The reference's rule down every column of block (D, c): out[r] = code of the vector block[:, r].
 
     Axis-major, so that each step is one pass over contiguous numbers, which the compiler turns into
     vector instructions (a row of only D numbers it does not): the max and the min over the axes, then
     the winner and its offset (0 for +, D for −; the max on a tie), then the first axis holding the
-    winner, found by scanning the axes from last to first. Threads take blocks of columns of one hash
-    function each, so that a single function (one table, z = 1) still uses every core.
+    winner, found by scanning the axes from last to first.
     """
-    n_functions, dim, n_rows = y.shape
+    dim, width = block.shape
+    top, bottom = block[0].copy(), block[0].copy()
+    for a in range(1, dim):
+        column = block[a]
+        for r in range(width):
+            value = column[r]
+            top[r] = value if value > top[r] else top[r]
+            bottom[r] = value if value < bottom[r] else bottom[r]
+    target = np.empty_like(top)
+    offset = np.empty(width, dtype=np.int64)
+    for r in range(width):
+        positive = top[r] >= -bottom[r]
+        target[r] = top[r] if positive else bottom[r]
+        offset[r] = 0 if positive else dim
+    first = np.zeros(width, dtype=np.int64)
+    for a in range(dim - 1, -1, -1):
+        column = block[a]
+        for r in range(width):
+            first[r] = a if column[r] == target[r] else first[r]
+    for r in range(width):
+        out[r] = first[r] + offset[r]
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def _signed_axis_columns(y, out):  # pragma: no cover - compiled by numba; tested through signed_axis
+    """`_write_codes` for every hash function t of y (T, D, R): out[t, r] = code of y[t, :, r]. Threads take
+    blocks of columns of one function each, so that a single function (one table, z = 1) uses every core."""
+    n_functions, _, n_rows = y.shape
     n_blocks = (n_rows + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for job in prange(n_functions * n_blocks):
         t, start = job // n_blocks, (job % n_blocks) * COLUMN_BLOCK
         stop = min(start + COLUMN_BLOCK, n_rows)
-        top, bottom = y[t, 0, start:stop].copy(), y[t, 0, start:stop].copy()
-        for a in range(1, dim):
-            column = y[t, a, start:stop]
-            for r in range(stop - start):
-                value = column[r]
-                top[r] = value if value > top[r] else top[r]
-                bottom[r] = value if value < bottom[r] else bottom[r]
-        target = np.empty_like(top)
-        offset = np.empty(stop - start, dtype=np.int64)
-        for r in range(stop - start):
-            positive = top[r] >= -bottom[r]
-            target[r] = top[r] if positive else bottom[r]
-            offset[r] = 0 if positive else dim
-        first = np.zeros(stop - start, dtype=np.int64)
-        for a in range(dim - 1, -1, -1):
-            column = y[t, a, start:stop]
-            for r in range(stop - start):
-                first[r] = a if column[r] == target[r] else first[r]
-        for r in range(stop - start):
-            out[t, start + r] = first[r] + offset[r]
+        _write_codes(y[t, :, start:stop], out[t, start:stop])
 
 
 def signed_axis_columns(y: torch.Tensor, out: torch.Tensor) -> None:
@@ -104,6 +111,76 @@ def signed_axis(y: torch.Tensor) -> torch.Tensor:
         columns = rows[start : start + block].T.contiguous().unsqueeze(0)  # (1, D, block)
         signed_axis_columns(columns, codes[start : start + block].unsqueeze(0))
     return codes.view(y.shape[:-1])
+
+
+# ---- the structured (Hadamard) rotation -------------------------------------------------------------------
+
+
+def hadamard_codes_reference(x_columns: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """Cross-polytope codes after the pseudo-random rotation y = H·S₃·H·S₂·H·S₁·x (FALCONN's construction):
+    S_k diagonal random signs, H the (unnormalised) Walsh-Hadamard matrix of size D, a power of two ≥ m,
+    with x zero-padded to D. x_columns (G, m, R): G groups (heads) of R points as columns; signs
+    (G, F, rounds, D) of ±1, F hash functions per group. Returns the codes (G, F, R): `signed_axis_reference`
+    of each rotated column.
+
+    The transform is written as butterflies (a, b) → (a + b, a − b) for h = 1, 2, 4, …: the same float
+    operations in the same order as the compiled kernel, so the two agree exactly.
+    """
+    groups, dim, n_rows = x_columns.shape
+    _, n_functions, rounds, size = signs.shape
+    y = x_columns.new_zeros(groups, n_functions, size, n_rows)
+    y[:, :, :dim] = x_columns[:, None]
+    for k in range(rounds):
+        y = y * signs[:, :, k, :, None]
+        h = 1
+        while h < size:
+            pairs = y.view(groups, n_functions, size // (2 * h), 2, h, n_rows)
+            a, b = pairs[:, :, :, 0], pairs[:, :, :, 1]
+            y = torch.stack([a + b, a - b], dim=3).view(groups, n_functions, size, n_rows)
+            h *= 2
+    return signed_axis_reference(y.transpose(-1, -2))
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def _hadamard_codes(x_columns, signs, out):  # pragma: no cover - compiled by numba; tested vs the reference
+    """`hadamard_codes_reference` by column blocks: each thread rotates a (D, block) slab in place (it stays
+    in cache) and takes its codes, so the rotated vectors are never written to memory."""
+    groups, dim, n_rows = x_columns.shape
+    _, n_functions, rounds, size = signs.shape
+    n_blocks = (n_rows + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    for job in prange(groups * n_functions * n_blocks):
+        g, rest = job // (n_functions * n_blocks), job % (n_functions * n_blocks)
+        t, start = rest // n_blocks, (rest % n_blocks) * COLUMN_BLOCK
+        stop = min(start + COLUMN_BLOCK, n_rows)
+        width = stop - start
+        y = np.zeros((size, width), dtype=x_columns.dtype)
+        y[:dim] = x_columns[g, :, start:stop]
+        for k in range(rounds):
+            for a in range(size):
+                sign = signs[g, t, k, a]
+                for r in range(width):
+                    y[a, r] *= sign
+            h = 1
+            while h < size:
+                for i in range(0, size, 2 * h):
+                    for a in range(i, i + h):
+                        for r in range(width):
+                            left, right = y[a, r], y[a + h, r]
+                            y[a, r] = left + right
+                            y[a + h, r] = left - right
+                h *= 2
+        _write_codes(y, out[g, t, start:stop])
+
+
+def hadamard_codes(x_columns: torch.Tensor, signs: torch.Tensor, out: torch.Tensor) -> None:
+    """Write `hadamard_codes_reference(x_columns, signs)` into out (G, F, R), exactly: compiled on a CPU for
+    float32/64 (rotation and arg-max in one pass), the reference elsewhere."""
+    signs = signs.to(x_columns.dtype)
+    if x_columns.device.type == "cpu" and x_columns.dtype in (torch.float32, torch.float64):
+        match_numba_threads()
+        _hadamard_codes(x_columns.detach().contiguous().numpy(), signs.contiguous().numpy(), out.numpy())
+    else:
+        out.copy_(hadamard_codes_reference(x_columns, signs))
 
 
 # ---- Algorithm 1's bucket sums ---------------------------------------------------------------------------

@@ -98,6 +98,7 @@ KIND_EXAMPLES = [
     A.Softmax(beta=0.5, normalize=False),
     A.Anna(n_tables=4, n_hashes=1, seed=3),
     A.Anna(n_tables=4, n_hashes=2, family="hyperplane", impl="linear_memory"),
+    A.Anna(n_tables=3, n_hashes=2, seed=2, rotation="hadamard"),
     A.CollisionKernel(n_hashes=2),
     A.CollisionKernel(n_hashes=1, n_tables=3),
     A.StraightThroughAnna(n_tables=4, n_hashes=1, seed=1, finite_kernel=True),
@@ -136,7 +137,9 @@ def test_hashing_kinds_give_each_head_its_own_functions():
 
 def test_kinds_are_immutable_values_with_a_readable_repr():
     kind = A.Anna(n_tables=8, n_hashes=1)
-    assert repr(kind) == "Anna(n_tables=8, n_hashes=1, family='cross_polytope', seed=0, impl='tables')"
+    assert repr(kind) == (
+        "Anna(n_tables=8, n_hashes=1, family='cross_polytope', seed=0, impl='tables', rotation='dense')"
+    )
     assert kind == A.Anna(8, 1) and hash(kind) == hash(A.Anna(8, 1))
     with pytest.raises(AttributeError):
         kind.n_tables = 4
@@ -154,6 +157,8 @@ def test_kinds_are_immutable_values_with_a_readable_repr():
         (lambda: A.Anna(n_tables=2, n_hashes=1, seed=-1), "seed"),
         (lambda: A.CollisionKernel(n_hashes=1, n_tables=0), "n_tables"),
         (lambda: A.StraightThroughAnna(2, 1, finite_kernel=None), "finite_kernel"),
+        (lambda: A.Anna(2, 1, rotation="fft"), "rotation"),
+        (lambda: A.Anna(2, 1, family="hyperplane", rotation="hadamard"), "rotation"),
     ],
 )
 def test_kinds_validate_their_arguments_when_built(build, argument):

@@ -83,3 +83,33 @@ def test_causal_bucket_sums_equal_the_sorting_reference(dtype, d_v):
     with torch.enable_grad():  # a gradient is asked for: the differentiable reference runs
         graded = kernels.causal_bucket_sums(key_index, query_index, values.clone().requires_grad_(), size)
     assert graded[0].requires_grad and torch.allclose(graded[0], ref_num)
+
+
+@pytest.mark.parametrize(("dim", "size"), [(64, 64), (100, 128), (5, 8), (3, 4), (2, 2), (1, 1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hadamard_codes_equal_the_butterfly_reference(dim, size, dtype):
+    """The rotation and arg-max in one compiled pass against torch, exactly (the same butterflies)."""
+    generator = torch.Generator().manual_seed(dim)
+    x = torch.randn(2, dim, 700, generator=generator, dtype=dtype)  # (G, m, R)
+    x[:, :, :50] = torch.randint(-1, 2, (2, dim, 50), generator=generator).to(dtype)  # ties, zero columns
+    signs = torch.randint(0, 2, (2, 5, 3, size), generator=generator) * 2 - 1  # (G, F, rounds, D)
+    codes = torch.empty(2, 5, 700, dtype=torch.long)
+    kernels.hadamard_codes(x, signs, codes)
+    assert torch.equal(codes, kernels.hadamard_codes_reference(x, signs.to(dtype)))
+    assert codes.min() >= 0 and codes.max() < 2 * size
+
+
+def test_hadamard_reference_is_a_scaled_rotation():
+    """H·S₃·H·S₂·H·S₁ with H the unnormalised Walsh-Hadamard matrix is D^{3/2} times an orthogonal map."""
+    size = 16
+    signs = torch.randint(0, 2, (1, 1, 3, size), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    hadamard = torch.ones(1, 1)
+    while len(hadamard) < size:  # Sylvester's construction
+        hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)])
+    rotation = torch.eye(size, dtype=torch.float64)
+    for k in range(3):
+        rotation = hadamard.double() @ torch.diag(signs[0, 0, k].double()) @ rotation
+    assert torch.allclose(rotation @ rotation.T, size**3 * torch.eye(size, dtype=torch.float64))
+    x = torch.randn(1, size, 30, dtype=torch.float64)
+    expected = kernels.signed_axis_reference((rotation @ x[0]).T)
+    assert torch.equal(kernels.hadamard_codes_reference(x, signs.double())[0, 0], expected)

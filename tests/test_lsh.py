@@ -276,3 +276,34 @@ def test_per_head_tables_hash_head_h_with_seed_plus_h(family):
         assert torch.equal(tables.bucket_ids(x, table=2)[:, h], alone.bucket_ids(x[:, h], table=2))
     with pytest.raises(ValueError, match="x: expected shape"):
         tables.bucket_ids(x[:, :2])
+
+
+def test_hadamard_tables_are_reproducible_per_head_and_per_table():
+    x = torch.randn(2, 3, 50, 20, generator=torch.Generator().manual_seed(4))  # (B, H, N, m), D = 32
+    tables = lsh.LSHTables.per_head(20, 3, 4, 2, seed=6, device="cpu", rotation="hadamard")
+    assert tables.values_per_hash == 64 and tables.n_buckets == 64**2
+    ids = tables.bucket_ids(x)
+    for h in range(3):
+        alone = lsh.LSHTables(20, 4, 2, seed=6 + h, device="cpu", rotation="hadamard")
+        assert torch.equal(ids[:, :, h], alone.bucket_ids(x[:, h]))
+        assert torch.equal(alone.bucket_ids(x[:, h], table=3), ids[3, :, h])
+    fewer = lsh.LSHTables(20, 2, 2, seed=6, device="cpu", rotation="hadamard")
+    assert torch.equal(fewer.bucket_ids(x[:, 0]), ids[:2, :, 0])  # adding tables keeps the old ones
+    with pytest.raises(ValueError, match="rotation"):
+        lsh.LSHTables(20, 2, 2, family="hyperplane", rotation="hadamard")
+
+
+def test_hadamard_rotation_collides_like_a_random_rotation():
+    """Near pairs collide as often as with the dense Gaussian rotation (within sampling error); orthogonal
+    pairs less often than the Gaussian's exact 1/(2D), because H·S₃·H·S₂·H·S₁ is an exact rotation and keeps
+    them orthogonal, while Ax and Ay for a Gaussian A are independent."""
+    near = torch.tensor([0.3, 0.6])
+    dense, dense_se = lsh.empirical_collision_rate(near, 32, family="cross_polytope", n_draws=200, n_pairs=50)
+    hadamard, hadamard_se = lsh.empirical_collision_rate(
+        near, 32, family="cross_polytope", n_draws=200, n_pairs=50, rotation="hadamard"
+    )
+    assert ((hadamard - dense).abs() < 4 * (dense_se**2 + hadamard_se**2).sqrt() + 0.01).all()
+    orthogonal, se = lsh.empirical_collision_rate(
+        [math.pi / 2], 32, family="cross_polytope", n_draws=200, n_pairs=50, rotation="hadamard"
+    )
+    assert orthogonal[0] + 4 * se[0] < 1 / 64
