@@ -37,7 +37,7 @@ from .checks import (  # noqa: F401  (FAMILIES and ROTATIONS: public here)
     check_rotation,
 )
 from .device import DeviceLike, cpu_generator, memory_limit, resolve_device
-from .kernels import chunk_rows, hadamard_codes, signed_axis, signed_axis_columns
+from .kernels import COLUMN_BLOCK, chunk_rows, hadamard_codes, signed_axis, signed_axis_columns
 
 _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps them exact
 HADAMARD_ROUNDS = 3  # sign-and-transform rounds of the pseudo-random rotation (FALCONN uses 2 or 3)
@@ -200,24 +200,37 @@ class LSHTables:
         if self.rotation == "hadamard":
             hadamard_codes(rows.transpose(1, 2), self.signs[:, functions], values)
             return values
-        width = n_functions * self.out_per_hash
-        columns = slice(functions.start * self.out_per_hash, functions.stop * self.out_per_hash)
-        projections = self.projections[..., columns].to(rows.dtype)  # (H, m, T·D)
+        # Passes of a few functions × many rows: each pass's projections (H, F·D, rows) stay in cache between
+        # the matmul and the arg-max, and the arg-max gets long columns (≥ COLUMN_BLOCK rows) to vectorise.
+        per_pass = max(1, chunk_rows(rows.device, n_heads * self.out_per_hash * COLUMN_BLOCK))
+        for first in range(functions.start, functions.stop, per_pass):
+            group = range(first, min(first + per_pass, functions.stop))
+            columns = slice(group.start * self.out_per_hash, group.stop * self.out_per_hash)
+            projections = self.projections[..., columns].to(rows.dtype)  # (H, m, F·D)
+            out = values[:, group.start - functions.start : group.stop - functions.start]  # (H, F, R)
+            self._project_and_hash(rows, projections, out)
+        return values
+
+    def _project_and_hash(self, rows: torch.Tensor, projections: torch.Tensor, out: torch.Tensor) -> None:
+        """Hash values of rows (H, R, m) under projections (H, m, F·D) into out (H, F, R), in row chunks that
+        keep the projected block (H, F·D, chunk) in cache."""
+        n_heads, n_rows = len(rows), rows.shape[1]
+        width, n_functions = projections.shape[-1], out.shape[1]
         step = chunk_rows(rows.device, n_heads * width)
         # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
         buffer = rows.new_empty(n_heads * width * min(step, n_rows))
         for start in range(0, n_rows, step):
             chunk = rows[:, start : start + step]  # (H, c, m)
             y = buffer[: n_heads * width * chunk.shape[1]].view(n_heads, width, chunk.shape[1])
-            torch.bmm(projections.transpose(1, 2), chunk.transpose(1, 2), out=y)  # (H, T·D, c)
+            torch.bmm(projections.transpose(1, 2), chunk.transpose(1, 2), out=y)  # (H, F·D, c)
             if self.family == "hyperplane":
-                values[:, :, start : start + chunk.shape[1]] = y > 0
-            else:
+                out[:, :, start : start + chunk.shape[1]] = y > 0
+                continue
+            for head in range(n_heads):  # out[head] is a strided (F, c) view the kernel writes into
                 signed_axis_columns(
-                    y.view(n_heads * n_functions, self.dim, chunk.shape[1]),
-                    values[:, :, start : start + chunk.shape[1]].view(n_heads * n_functions, -1),
+                    y[head].view(n_functions, self.dim, chunk.shape[1]),
+                    out[head, :, start : start + chunk.shape[1]],
                 )
-        return values
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
         """Bucket of every point in every table: LongTensor [n_tables, ..., N] ([..., N] for one `table`)."""
