@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test notebooks strip lint bench clean-venv
+.PHONY: lab test notebooks strip lint bench gpu-site gpu-check clean-venv
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,17 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m fastattn_lib.bench
+
+# Where there is a network: the pure-Python wheels the panels need (plotly, ipywidgets, ...), for an offline
+# GPU machine whose python3 has torch, numpy, numba, pytest and tqdm but not these.
+gpu-site: $(STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --dest build/gpu-site \
+		plotly narwhals ipywidgets comm traitlets widgetsnbextension jupyterlab_widgets
+
+# On the GPU machine: its own python3, the package from this checkout, the wheels above if carried.
+gpu-check:
+	PYTHONPATH="$$(ls build/gpu-site/*.whl 2>/dev/null | tr '\n' ':').$${PYTHONPATH:+:$$PYTHONPATH}" \
+		python3 -m fastattn_lib.gpu_check
 
 clean-venv:
 	rm -rf $(VENV)
