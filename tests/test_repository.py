@@ -32,6 +32,32 @@ def test_first_code_cell_is_a_literal_parameters_cell(path):
     assert names["SMOKE"] is False and names["DEVICE"] == "auto" and isinstance(names["SEED"], int)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_introduction_names_a_paper_and_ends_with_a_reproduction_note(path):
+    notebook = nbformat.read(path, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "markdown").source
+    assert re.search(r"\(https://arxiv\.org/abs/\d{4}\.\d{5}\)", first), "link the paper on arXiv"
+    assert "**Reproduction note.**" in first
+
+
+def test_product_never_cites_our_private_labels():
+    """Users have neither our working notes nor their labels: no "spec §", no "Theorem A/B/C"."""
+    pattern = re.compile(r"\bspec(:|\s*§)|\bTheorem [A-D]\b", re.IGNORECASE)
+    files = [
+        ROOT / "README.md",
+        *NOTEBOOKS,
+        *(ROOT / "fastattn_lib").rglob("*.py"),
+        *(ROOT / "tests").glob("*.py"),
+    ]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in files
+        if path.name != "test_repository.py"
+        for match in pattern.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+
+
 def test_strip_removes_outputs_and_widget_state(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
     notebook.cells[0].outputs = [
