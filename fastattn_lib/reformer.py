@@ -143,11 +143,11 @@ def khop_window_depth(x: torch.Tensor, alphabet: int, hops_list, window: int) ->
         source = khop_sources(x, alphabet, hops)
         defined = source >= 0
         pairs.append((position[defined], source[defined]))
+    outputs = torch.cat([o for o, _ in pairs])
+    sources = torch.cat([s for _, s in pairs])
     pattern = window_pattern(n, window)
-    depends, depths, layer = pattern, [None] * len(hops_list), 1
-    while any(d is None for d in depths):  # ends by layer N/W: by then every j ≤ i is in reach
-        for index, (outputs, sources) in enumerate(pairs):
-            if depths[index] is None and bool(depends[outputs, sources].all()):
-                depths[index] = layer
+    depends, first, layer = pattern, pattern.long(), 1  # first[i, j]: the first layer with i depending on j
+    while not bool(first[outputs, sources].all()):  # ends by layer N/W: by then every j ≤ i is in reach
         depends, layer = compose(depends, pattern), layer + 1
-    return depths
+        first = torch.where((first == 0) & depends, layer, first)
+    return [int(first[o, s].max()) if len(o) else 0 for o, s in pairs]
