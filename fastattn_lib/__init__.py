@@ -2,8 +2,10 @@
 
 - `checks`      every argument check, one ValueError naming the argument.
 - `device`      CPU or CUDA (`"auto"`), seeded generators, memory limits.
-- `kernels`     the two compiled CPU kernels (cross-polytope arg-max, bucket sums) beside their torch oracles.
-- `lsh`         hyperplane and cross-polytope hashing, ℓ tables of z hashes, collision-probability theory.
+- `kernels`     the compiled CPU kernels (cross-polytope arg-max, Hadamard rotation, bucket sums, causal
+                running sums), each beside its torch oracle.
+- `lsh`         hyperplane and cross-polytope hashing (dense or Hadamard rotation), ℓ tables of z hashes.
+- `collisions`  collision probabilities in theory: p(θ), the AND-OR amplification, ρ.
 - `anna`        ANNA: collision-count-weighted bucket averages (Algorithms 1 and 2, the dense oracle),
                 the collision kernel for training, and the (c, r, ℓ)-ANNA guarantee checked on an input.
 - `attention`   attention kinds as values (`Softmax`, `Anna`, `CollisionKernel`, `StraightThroughAnna`,
@@ -16,7 +18,8 @@
 - `nats`        NAtS roles, masks, the evicting KV cache and the baseline policies.
 - `nats_experiment`  the records-and-queries experiment comparing NAtS with StreamingLLM and H2O.
 - `data`        the shipped test sets and checkpoints, verified against their manifest.
-- `bench`       `python -m fastattn_lib.bench`: ANNA's speed and memory against its peers.
+- `bench/`      `python -m fastattn_lib.bench`: ANNA's speed and memory against its peers (a package).
+- `gpu_check`   `make gpu-check`: the CUDA tests, panels and benchmark on a GPU machine.
 - `notebooks`   runs the notebooks headless (papermill) and strips their outputs.
 - `panels/`     one module per notebook: pure update functions, figures and the widgets built on them.
 """

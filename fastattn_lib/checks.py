@@ -56,6 +56,17 @@ def check_beta(beta) -> None:
     check_positive_number("beta", beta)
 
 
+def check_angles(theta) -> tuple[torch.Tensor, bool]:
+    """θ in radians within [0, π] (a number, or anything torch can turn into a tensor): returns the angles as
+    a float64 CPU tensor and whether θ was a plain number."""
+    scalar = isinstance(theta, (int, float)) and not isinstance(theta, bool)
+    angles = torch.as_tensor(theta, dtype=torch.float64).cpu()
+    # float32 π rounds up past math.pi; allow that rounding and nothing more
+    if not torch.isfinite(angles).all() or (angles < 0).any() or (angles > math.pi + 1e-6).any():
+        raise ValueError("theta: expected finite angles in radians within [0, π]")
+    return angles.clamp(max=math.pi), scalar
+
+
 def check_choice(name: str, value, choices: tuple) -> None:
     """Raise ValueError unless `value` is one of `choices`."""
     if value not in choices:

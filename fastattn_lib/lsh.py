@@ -23,21 +23,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
-import numpy as np
 import torch
 
 from .checks import (  # noqa: F401  (FAMILIES and ROTATIONS: public here)
     FAMILIES,
     ROTATIONS,
+    check_angles,
     check_count,
     check_family,
     check_finite_floats,
     check_rotation,
 )
+from .collisions import (  # noqa: F401  (the theory is public here too)
+    amplification,
+    collision_probability,
+    collision_probability_of_cosine,
+    distance_to_angle,
+    pairs_at_angle,
+    rho,
+)
 from .device import DeviceLike, cpu_generator, memory_limit, resolve_device
-from .kernels import COLUMN_BLOCK, chunk_rows, hadamard_codes, signed_axis, signed_axis_columns
+from .kernels import COLUMN_BLOCK, chunk_rows, hadamard_codes, signed_axis_columns
 
 _MAX_BUCKETS = 2**62  # bucket ids are int64 mixed-radix numbers; this keeps them exact
 HADAMARD_ROUNDS = 3  # sign-and-transform rounds of the pseudo-random rotation (FALCONN uses 2 or 3)
@@ -238,143 +245,6 @@ class LSHTables:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Theory: collision probabilities and the AND-OR amplification
-# ----------------------------------------------------------------------------------------------------
-
-
-def amplification(p, n_hashes: int = 1, n_tables: int = 1):
-    """P[collide in at least one of ℓ tables] = 1 − (1 − p^z)^ℓ for a single-hash collision probability p.
-
-    With z hashes per table (AND) and ℓ tables (OR) the curve in p is an S: z pushes it right (far pairs
-    drop out), ℓ pushes it left (near pairs are caught). Works on floats, numpy arrays and tensors.
-    """
-    check_count("n_hashes", n_hashes)
-    check_count("n_tables", n_tables)
-    return 1 - (1 - p**n_hashes) ** n_tables
-
-
-def _as_angles(theta) -> tuple[torch.Tensor, bool]:
-    scalar = isinstance(theta, (int, float)) and not isinstance(theta, bool)
-    angles = torch.as_tensor(theta, dtype=torch.float64).cpu()
-    # float32 π rounds up past math.pi; allow that rounding and nothing more
-    if not torch.isfinite(angles).all() or (angles < 0).any() or (angles > math.pi + 1e-6).any():
-        raise ValueError("theta: expected finite angles in radians within [0, π]")
-    return angles.clamp(max=math.pi), scalar
-
-
-def pairs_at_angle(theta, n_pairs: int, dim: int, seed: int = 0, device: DeviceLike = None):
-    """Random unit vectors x and y with angle(x_i, y_i) exactly θ, for each θ in `theta`.
-
-    Returns x, y of shape [len(theta), n_pairs, dim]: x uniform on the sphere, y = cos θ·x + sin θ·w with
-    w a uniform unit vector orthogonal to x.
-    """
-    angles, _ = _as_angles(theta)
-    angles = angles.reshape(-1)
-    check_count("n_pairs", n_pairs)
-    check_count("dim", dim, minimum=2)  # two distinct directions need two dimensions
-    generator = cpu_generator(seed, "lsh-pairs")
-    x = torch.nn.functional.normalize(torch.randn(len(angles), n_pairs, dim, generator=generator), dim=-1)
-    w = torch.randn(len(angles), n_pairs, dim, generator=generator)
-    w = torch.nn.functional.normalize(w - (w * x).sum(-1, keepdim=True) * x, dim=-1)
-    cos, sin = angles.cos().float()[:, None, None], angles.sin().float()[:, None, None]
-    device = resolve_device(device)
-    return x.to(device), (cos * x + sin * w).to(device)
-
-
-@lru_cache(maxsize=32)
-def _cross_polytope_table(dim: int, n_angles: int = 61, n_samples: int = 16384, seed: int = 1234):
-    """Monte-Carlo p(θ) of one cross-polytope hash in R^dim on a grid of angles, by common random numbers.
-
-    For unit x, y at angle θ and Gaussian A, (Ax, Ay) has the law of (g, cos θ·g + sin θ·g') with g, g'
-    independent N(0, I_D). One set of samples (g, g') serves every θ, which makes the curve smooth.
-    The standard error of each entry is at most 0.5/√n_samples ≈ 0.004.
-    """
-    generator = cpu_generator(seed, "cross-polytope-collision-table")
-    g = torch.randn(n_samples, dim, generator=generator)
-    g_perp = torch.randn(n_samples, dim, generator=generator)
-
-    angles = torch.linspace(0, math.pi, n_angles, dtype=torch.float64)
-    code_g = signed_axis(g)
-    rates = torch.stack(
-        [
-            (signed_axis(a.cos().float() * g + a.sin().float() * g_perp) == code_g).double().mean()
-            for a in angles
-        ]
-    )
-    return angles, rates
-
-
-def collision_probability(theta, family: str = "hyperplane", n_hashes: int = 1, n_tables: int = 1, dim=None):
-    """Probability that unit vectors at angle θ (radians) share a bucket in at least one of ℓ tables.
-
-    Equals `amplification(p(θ), z, ℓ)` with the single-hash probability p(θ):
-
-    * hyperplane: p(θ) = 1 − θ/π, exact; `dim` is not needed.
-    * cross_polytope: an estimate, exact at θ = 0 (p = 1), θ = 90° (p = 1/(2·dim)) and θ = 180° (p = 0)
-      up to Monte-Carlo error: p is tabulated on a 3° grid from 16384 Gaussian samples with a fixed seed
-      (standard error ≤ 0.004) and linearly interpolated. `dim` is required.
-
-    Returns a float for a scalar θ, otherwise a float64 tensor of θ's shape.
-    """
-    check_family(family)
-    check_count("n_hashes", n_hashes)
-    check_count("n_tables", n_tables)
-    angles, scalar = _as_angles(theta)
-    if family == "hyperplane":
-        p = 1 - angles / math.pi
-    else:
-        check_count("dim", dim, minimum=2)  # cross-polytope probabilities depend on the dimension
-        grid, rates = _cross_polytope_table(dim)
-        p = torch.as_tensor(np.interp(angles.numpy(), grid.numpy(), rates.numpy()))
-    prob = amplification(p, n_hashes, n_tables)
-    return float(prob) if scalar else prob
-
-
-def collision_probability_of_cosine(
-    cos: torch.Tensor, family: str = "cross_polytope", dim=None
-) -> torch.Tensor:
-    """Single-hash collision probability p as a differentiable function of the cosine between unit vectors.
-
-    The same p(θ) as `collision_probability` (hyperplane exact, cross-polytope the interpolated
-    Monte-Carlo table), written in torch on `cos`'s device and dtype so autograd can train through it.
-    Linear interpolation in cos θ keeps the slope bounded at cos = ±1, where d arccos / d cos is infinite.
-    """
-    check_family(family)
-    cos = cos.clamp(-1.0, 1.0)
-    if family == "hyperplane":
-        # arccos has an infinite slope at ±1: exact values there, gradients only from the interior
-        inside = cos.abs() < 1
-        angle = torch.where(inside, torch.arccos(torch.where(inside, cos, 0)), torch.arccos(cos.detach()))
-        return 1 - angle / math.pi
-    check_count("dim", dim, minimum=2)
-    grid, rates = _cross_polytope_table(dim)
-    grid_cos = grid.cos().flip(0).to(cos)  # increasing, from −1 to 1
-    grid_p = rates.flip(0).to(cos)
-    right = torch.searchsorted(grid_cos, cos.detach().contiguous()).clamp(1, len(grid_cos) - 1)
-    left = right - 1
-    share = (cos - grid_cos[left]) / (grid_cos[right] - grid_cos[left])
-    return grid_p[left] + share * (grid_p[right] - grid_p[left])
-
-
-def distance_to_angle(tau):
-    """Angle θ between unit vectors at Euclidean distance τ: θ = 2·arcsin(τ/2)."""
-    return 2 * math.asin(tau / 2)
-
-
-def rho(r: float, c: float, family: str = "hyperplane", dim=None) -> float:
-    """LSH quality ρ = ln(1/p1) / ln(1/p2), p1 = p(distance r), p2 = p(distance c·r), for unit vectors.
-
-    Smaller is better: ℓ ≈ N^ρ tables find near neighbours (ANNA's bound uses N^{3ρ}). For hyperplanes
-    ρ ≈ 1/c for small r; cross-polytope tends to the optimal 1/c² only as the dimension grows.
-    """
-    if not (0 < r and c > 1 and c * r < 2):
-        raise ValueError(f"r, c: expected r > 0, c > 1 and c·r < 2 (unit vectors), got r={r}, c={c}")
-    p1 = collision_probability(distance_to_angle(r), family, dim=dim)
-    p2 = collision_probability(distance_to_angle(c * r), family, dim=dim)
-    return math.log(1 / p1) / math.log(1 / p2)
-
-
-# ----------------------------------------------------------------------------------------------------
 # Measurement: what the drawn tables actually do
 # ----------------------------------------------------------------------------------------------------
 
@@ -400,7 +270,7 @@ def empirical_collision_rate(
 
     Returns (rate, stderr): float64 tensors over θ, stderr the binomial standard error.
     """
-    angles, _ = _as_angles(theta)
+    angles, _ = check_angles(theta)
     angles = angles.reshape(-1)
     check_count("n_draws", n_draws)
     x, y = pairs_at_angle(angles, n_draws * n_pairs, dim, seed=seed, device=device)

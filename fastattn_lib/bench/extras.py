@@ -57,6 +57,8 @@ def panel_update_seconds(device="auto", repeats: int = 5) -> dict:
     from ..panels import lsh as lsh_panels
     from ..panels import training as training_panels
 
+    device = resolve_device(device).type  # the panels' device dropdowns offer "cpu" and "cuda"
+
     builders = {
         "01 LSH": lambda: lsh_panels.lsh_panel(device=device),
         "02 ANNA vs softmax": lambda: anna.anna_panel(device=device),
