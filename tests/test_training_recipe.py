@@ -17,6 +17,18 @@ def test_config_rejects_bad_settings():
     assert training.TrainConfig(task="induction", n_tables=(8,)).tables_per_layer() == [8, 8]
 
 
+def test_learning_rate_stays_then_falls_along_a_half_cosine_to_zero():
+    factor = training.learning_rate_factor
+    assert [factor(step, 10, 0) for step in (0, 9, 10)] == [1.0, 1.0, 1.0]  # no decay
+    assert [factor(step, 10, 4) for step in (0, 5)] == [1.0, 1.0]
+    assert factor(6, 10, 4) == 1.0 and factor(8, 10, 4) == pytest.approx(0.5)
+    assert factor(10, 10, 4) == pytest.approx(0.0) and factor(12, 10, 4) == pytest.approx(0.0)
+    falling = [factor(step, 10, 4) for step in range(6, 11)]
+    assert all(a > b for a, b in zip(falling, falling[1:]))
+    with pytest.raises(ValueError, match="finetune_decay_steps"):
+        training.TrainConfig(finetune_steps=10, finetune_decay_steps=11)
+
+
 def test_train_runs_every_phase_and_returns_a_softmax_model(tiny_run):
     history = tiny_run.history
     for phase, steps in zip(training.PHASES, (20, 10, 10), strict=True):

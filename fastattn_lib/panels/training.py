@@ -313,3 +313,58 @@ def attention_maps_figure(model, x: torch.Tensor, title: str) -> go.Figure:
         figure.update_xaxes(title="key position", row=1, col=column)
     figure.update_layout(title=title, width=450 * len(maps), height=440)
     return figure
+
+
+def weight_copy_figure(diagnoses: dict, shares: dict, tables) -> go.Figure:
+    """Why weight copying fails (`training.diagnosis`), one colour per β. Left: the partner key's share of
+    the attention against ℓ, under ANNA (z = 1, solid) and under the surrogate's softmax (dashed). Right:
+    test error of the surrogate as softmax, as ANNA, and as ANNA keeping only the partner collisions."""
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("partner's share of the attention", "test error (ℓ = 8, z = 1)"),
+    )
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+    for (beta, diagnosis), colour in zip(diagnoses.items(), colours, strict=False):
+        figure.add_scatter(
+            x=list(tables),
+            y=shares[beta],
+            name=f"β = {beta:g}: ANNA",
+            mode="lines+markers",
+            line={"color": colour},
+            row=1,
+            col=1,
+        )
+        figure.add_scatter(
+            x=[min(tables), max(tables)],
+            y=[diagnosis["softmax"].partner_share] * 2,
+            name=f"β = {beta:g}: softmax",
+            mode="lines",
+            line={"color": colour, "dash": "dash"},
+            row=1,
+            col=1,
+        )
+    kinds = {
+        "softmax": "softmax (surrogate)",
+        "anna": "ANNA",
+        "partners only": "ANNA, partner collisions only",
+    }
+    for (kind, label), colour in zip(kinds.items(), ("#7f7f7f", "#9467bd", "#8c564b"), strict=True):
+        figure.add_bar(
+            x=[f"β = {beta:g}" for beta in diagnoses],
+            y=[diagnosis[kind].error for diagnosis in diagnoses.values()],
+            name=label,
+            marker_color=colour,
+            row=1,
+            col=2,
+        )
+    figure.update_xaxes(title="ℓ (tables)", type="log", tickvals=list(tables), row=1, col=1)
+    figure.update_yaxes(title="mean weight on partner keys", range=[0, 1.02], row=1, col=1)
+    figure.update_yaxes(title="test error", row=1, col=2)
+    figure.update_layout(
+        title="the surrogate's weights as ANNA: LSH finds the partner, but the average the MLP reads changes",
+        barmode="group",
+        width=980,
+        height=400,
+    )
+    return figure

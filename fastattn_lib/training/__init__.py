@@ -3,6 +3,7 @@
 - `recipe`       the tasks, `TrainConfig`, the three phases (surrogate, collision kernel, ANNA) and `train`;
                  error rates under any attention.
 - `checkpoints`  saving and loading both stages' weights, hash-verified (`load_pretrained`, `load_run`).
+- `diagnosis`    why weight copying fails: what the attention hands the MLP under softmax and ANNA.
 - `figure1`      the ANNA error grids over ℓ and z for each β, and `reproduce`, which ships them.
 
 `python -m fastattn_lib.training reproduce --task match2` (or `--task induction`) retrains and re-evaluates.
@@ -36,10 +37,12 @@ from .recipe import (
     TrainConfig,
     TrainResult,
     anna_error,
+    anna_errors,
     build_model,
     check_task,
     error_rate,
     kernel_attention,
+    learning_rate_factor,
     previous_token_weight,
     train,
     training_set,
