@@ -24,7 +24,7 @@ def test_learning_rate_stays_then_falls_along_a_half_cosine_to_zero():
     assert factor(6, 10, 4) == 1.0 and factor(8, 10, 4) == pytest.approx(0.5)
     assert factor(10, 10, 4) == pytest.approx(0.0) and factor(12, 10, 4) == pytest.approx(0.0)
     falling = [factor(step, 10, 4) for step in range(6, 11)]
-    assert all(a > b for a, b in zip(falling, falling[1:]))
+    assert all(a > b for a, b in zip(falling, falling[1:], strict=False))
     with pytest.raises(ValueError, match="finetune_decay_steps"):
         training.TrainConfig(finetune_steps=10, finetune_decay_steps=11)
 
