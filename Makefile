@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --constraint $(CONSTRAINTS) --editable ".[dev,bench,mpc]"
 	touch $@
 
+# JupyterLab refuses to run as root (common in containers) unless told to; it prints the URL with its token.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	@echo "JupyterLab starts below; open the http://127.0.0.1:8888/lab?token=... URL it prints."
+	$(BIN)/jupyter lab notebooks/ --ip=127.0.0.1 $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

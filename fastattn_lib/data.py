@@ -21,7 +21,9 @@ import torch
 
 from . import tasks
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# The package's view of data/: in a checkout `fastattn_lib/_data` is a link to the top-level data/ (the one
+# source), and a wheel carries a copy of it, so an installed package finds its checkpoints too.
+DATA_DIR = Path(__file__).resolve().parent / "_data"
 MANIFEST = "manifest.json"
 REGENERATE = "python -m fastattn_lib.data make-test-sets"
 # The fixed evaluation sets: 256 samples, as in the paper's experiments, with a seed no training run uses.
