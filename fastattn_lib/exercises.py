@@ -1,0 +1,153 @@
+"""Reader exercises with checked answers, and the one-line claims the notebooks assert.
+
+Each notebook poses a few exercises: a cell tagged `exercise` where the reader writes an answer (a number to
+predict, a function to write, a setting to find), a cell tagged `solution` (collapsed in the rendered book;
+the committed notebook runs it, so the tests execute every check), and `check(name, answer)`, which prints a
+confirmation or raises AssertionError with a hint. A missing or ill-typed answer gets the hint too, never a
+traceback from deep inside the library.
+
+`EXERCISES` maps a name to an `Exercise`: its one-line prompt, the notebook it belongs to, how to judge an
+answer, the hint, a reference solution and answers that must be rejected (both used by the tests).
+
+`claim(words, condition)` is how a notebook asserts what it teaches: one readable line per claim.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from . import collisions
+
+
+def claim(words: str, condition) -> None:
+    """Assert one thing the notebook teaches; fail with the claim in words when it stops being true."""
+    if not bool(condition):
+        raise AssertionError(f"the notebook claims: {words} — and that no longer holds")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    notebook: str
+    prompt: str
+    hint: str
+    judge: Callable[[object], bool]  # True when the answer is right; may raise on a malformed answer
+    solution: Callable[[], object]  # a reference answer
+    wrong: tuple = field(default_factory=tuple)  # answers that must be rejected
+
+
+def _close_to(expected: float, tolerance: float) -> Callable[[object], bool]:
+    def judge(answer) -> bool:
+        return (
+            isinstance(answer, (int, float))
+            and not isinstance(answer, bool)
+            and abs(answer - expected) <= tolerance
+        )
+
+    return judge
+
+
+def _equals(expected: int) -> Callable[[object], bool]:
+    def judge(answer) -> bool:
+        return isinstance(answer, int) and not isinstance(answer, bool) and answer == expected
+
+    return judge
+
+
+# ---- notebook 01: locality-sensitive hashing ---------------------------------------------------------------
+
+
+def _hyperplane_bucket_reference(x: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+    bits = (x @ normals > 0).long()  # (N, z): which side of each hyperplane
+    return (bits * 2 ** torch.arange(normals.shape[1])).sum(-1)
+
+
+def _judge_hyperplane_bucket(function) -> bool:
+    if not callable(function):
+        return False
+    generator = torch.Generator().manual_seed(7)
+    x, normals = torch.randn(50, 6, generator=generator), torch.randn(6, 3, generator=generator)
+    got = function(x, normals)
+    return isinstance(got, torch.Tensor) and torch.equal(got.long(), _hyperplane_bucket_reference(x, normals))
+
+
+def _smallest_tables(theta: float, n_hashes: int, target: float) -> int:
+    p = 1 - theta / math.pi
+    return math.ceil(math.log(1 - target) / math.log(1 - p**n_hashes))
+
+
+EXERCISES: dict[str, Exercise] = {
+    "lsh_collision_at_60_degrees": Exercise(
+        notebook="01",
+        prompt="Predict the probability that two unit vectors at 60° share a bucket in at least one of "
+        "ℓ = 4 tables of z = 2 hyperplane hashes (within 0.01).",
+        hint="One hyperplane separates them with probability θ/π, so p = 1 − θ/π; a table needs all z "
+        "hashes to agree (p^z), and some table of ℓ must: 1 − (1 − p^z)^ℓ.",
+        judge=_close_to(
+            collisions.collision_probability(math.pi / 3, "hyperplane", n_hashes=2, n_tables=4), 0.01
+        ),
+        solution=lambda: 1 - (1 - (1 - 1 / 3) ** 2) ** 4,
+        wrong=(None, "0.8", 2 / 3, (2 / 3) ** 2),
+    ),
+    "lsh_hyperplane_bucket": Exercise(
+        notebook="01",
+        prompt="Write hyperplane_bucket(x, normals): the bucket of each row of x [N, m] under z hyperplanes "
+        "(normals [m, z]), read as the z-bit number Σ_b bit_b·2^b with bit_b = 1 when ⟨x, g_b⟩ > 0.",
+        hint="x @ normals gives (N, z) projections; compare with 0, turn the booleans into 0/1 integers and "
+        "weight column b by 2**b before summing over the last dimension.",
+        judge=_judge_hyperplane_bucket,
+        solution=lambda: _hyperplane_bucket_reference,
+        wrong=(
+            None,
+            lambda x, normals: (x @ normals > 0).long().sum(-1),
+            lambda x, normals: (x @ normals).sum(-1),
+        ),
+    ),
+    "lsh_tables_for_recall": Exercise(
+        notebook="01",
+        prompt="With z = 3 hyperplane hashes per table, find the smallest ℓ for which a pair at 45° "
+        "collides in some table with probability at least 0.9.",
+        hint="Solve 1 − (1 − p^z)^ℓ ≥ 0.9 for ℓ with p = 1 − 45°/180°: ℓ ≥ ln(0.1) / ln(1 − p^z), "
+        "rounded up.",
+        judge=_equals(_smallest_tables(math.pi / 4, 3, 0.9)),
+        solution=lambda: _smallest_tables(math.pi / 4, 3, 0.9),
+        wrong=(
+            None,
+            2.0,
+            _smallest_tables(math.pi / 4, 3, 0.9) - 1,
+            _smallest_tables(math.pi / 4, 3, 0.9) + 1,
+        ),
+    ),
+    "lsh_cross_polytope_at_right_angle": Exercise(
+        notebook="01",
+        prompt="Predict the probability that one cross-polytope hash (a Gaussian rotation of R^16, then the "
+        "closest of the 32 signed axes) gives two orthogonal unit vectors the same value (within 0.001).",
+        hint="For orthogonal x and y, Ax and Ay are independent Gaussian vectors: the two signed axes are "
+        "independent and uniform over 2·m values, so they agree with probability 1/(2m).",
+        judge=_close_to(1 / 32, 0.001),
+        solution=lambda: 1 / (2 * 16),
+        wrong=(None, 1 / 16, 0.5, 0),
+    ),
+}
+
+
+def check(name: str, answer) -> None:
+    """Judge the reader's answer to exercise `name`: print a confirmation, or raise AssertionError with the
+    exercise's hint (also for a missing, ill-typed or crashing answer)."""
+    if name not in EXERCISES:
+        raise ValueError(f"name: expected one of {sorted(EXERCISES)}, got {name!r}")
+    exercise = EXERCISES[name]
+    if answer is None:
+        raise AssertionError(f"No answer yet. {exercise.prompt}\nHint: {exercise.hint}")
+    try:
+        right = exercise.judge(answer)
+    except Exception as error:  # a reader's function that crashes gets the hint, not a deep traceback
+        raise AssertionError(
+            f"Your answer raised {type(error).__name__}: {error}\nHint: {exercise.hint}"
+        ) from None
+    if not right:
+        raise AssertionError(f"Not quite: {answer!r} is not right. Hint: {exercise.hint}")
+    print(f"✓ {name}: right.")
