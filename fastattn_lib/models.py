@@ -93,9 +93,10 @@ class Block(nn.Module):
         self.attention_norm, self.mlp_norm = norm(config.d_model), norm(config.d_model)
         self.scorer = RoleScorer(config.d_model, config.n_heads) if config.role_scorer else None
 
-    def roles(self, x: torch.Tensor):
-        """The scorer's one-hot roles (B, H, N, 3) for the attention input x, or None without a scorer."""
-        return None if self.scorer is None else self.scorer(x)
+    def roles(self, x: torch.Tensor, chunk: int = 1):
+        """The scorer's one-hot roles (B, H, N, 3) for the attention input x, one per chunk of `chunk`
+        tokens, or None without a scorer."""
+        return None if self.scorer is None else self.scorer(x, chunk)
 
     def attend(self, x: torch.Tensor, attention, roles=None) -> torch.Tensor:
         q, k, v = self.attention.split_heads(x)  # (B, H, N, dh) each
@@ -105,18 +106,19 @@ class Block(nn.Module):
     def forward(self, h: torch.Tensor, attention):
         """(h after the block (B, N, m), the roles it used or None)."""
         x = self.attention_norm(h)
-        roles = self.roles(x) if getattr(attention, "reads_roles", False) else None
+        roles = self.roles(x, attention.chunk) if getattr(attention, "reads_roles", False) else None
         h = h + self.attend(x, attention, roles)
         return h + self.mlp(self.mlp_norm(h)), roles
 
     def step(self, h: torch.Tensor, attention, t: int, cache: KVCache, policy) -> torch.Tensor:
         """The block on one new token h (B, 1, m) at position t, attending through this layer's `cache`
-        (`nats.cache_step`). The token's role is the scorer's arg-max when `attention` reads roles, else
-        SLIDING (a policy other than NAtS ignores roles)."""
+        (`nats.cache_step`). The token's role is the scorer's arg-max when `attention` reads roles (None until
+        the token's chunk is complete: `RoleScorer.step_role`), else SLIDING (a policy other than NAtS ignores
+        roles)."""
         x = self.attention_norm(h)
         q, k, v = (part[:, :, 0] for part in self.attention.split_heads(x))  # (B, H, dh)
         if getattr(attention, "reads_roles", False):
-            role = self.scorer.roles(x, start=t)[..., 0]  # (B, H)
+            role = self.scorer.step_role(x, t, attention.chunk, cache)  # (B, H) or None
         else:
             role = torch.full(q.shape[:-1], SLIDING, dtype=torch.long, device=q.device)
         y = cache_step(cache, policy, q, k, v, t, role)  # (B, H, dh)
@@ -181,13 +183,18 @@ class TinyTransformer(nn.Module):
         positions = torch.arange(x.shape[1], device=x.device)
         return self.token_embedding(x) + self.position_embedding(positions)
 
-    def run(self, x: torch.Tensor):
-        """(logits [B, N, n_classes], each layer's roles [B, H, N, 3] or None)."""
+    def hidden_states(self, x: torch.Tensor):
+        """(the final hidden states [B, N, m], the output layer's input, each layer's roles or None)."""
         h, roles = self.embed(x), []
         for block, attention in zip(self.blocks, self.attentions, strict=True):
             h, layer_roles = block(h, attention)
             roles.append(layer_roles)
-        return self.classifier(self.final_norm(h)), roles
+        return self.final_norm(h), roles
+
+    def run(self, x: torch.Tensor):
+        """(logits [B, N, n_classes], each layer's roles [B, H, N, 3] or None)."""
+        h, roles = self.hidden_states(x)
+        return self.classifier(h), roles
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)[0]  # (B, N, n_classes)

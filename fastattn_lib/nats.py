@@ -23,7 +23,20 @@ so autograd trains the scorer through the attention. `sparsity_loss` is λ times
 mask that GLOBAL and LOCAL tokens occupy, an explicit, normalised version of the paper's penalty (its λ
 values, injected as gradients, are not comparable).
 
-`NatsAttention(W)` is this masking as one more attention kind: `TinyTransformer.with_attention(
+**Chunks** (`chunk` = C). The paper's models give one role to each chunk of C consecutive tokens: the
+scorer reads the chunk's mean-pooled hidden state, and every token of the chunk takes the role. While
+decoding, a chunk's role is known only once its last token has arrived; until then its tokens are held as
+if GLOBAL (as the official code does). The mask that matches this decoder exactly is our reconstruction:
+with a(i) = ⌊i/C⌋ the chunk of token i,
+
+    M_ij = [j ≤ i]·( [a(i) = a(j)] ∨ g_j ∨ (l_j ∧ a(i) ≤ a(e_j)) ∨ (s_j ∧ i − j ≤ W) )
+
+so a query sees every earlier token of its own chunk, a LOCAL chunk stays visible to the whole GLOBAL chunk
+that closes its span (that chunk's role is only known at its end), and W stays in tokens (the official code
+counts it in chunks; in tokens, C does not change how much recent context a SLIDING token covers). C = 1
+is the per-token rule above.
+
+`NatsAttention(W, C)` is this masking as one more attention kind: `TinyTransformer.with_attention(
 NatsAttention(W))` runs a model's layers with the roles of their scorers. Token-by-token decoding goes
 through `cache_step` (append K/V, attend, evict), the one step that both `decode` (attention level) and
 the model's `TinyTransformer.decode` / `generate` (one cache per layer) are built on.
@@ -55,18 +68,31 @@ def span_ends(roles: torch.Tensor) -> torch.Tensor:
     return at_global.flip(-1).cummin(dim=-1).values.flip(-1)
 
 
-def nats_mask(roles: torch.Tensor, window: int) -> torch.Tensor:
-    """M [..., N, N] (query i, key j), True where query i sees key j under the roles (module docstring)."""
+def check_chunk_roles(name: str, roles: torch.Tensor, chunk: int) -> None:
+    """Refuse roles [..., N] (or one-hots [..., N, 3] with `name` = "one_hot") that differ inside a chunk."""
+    check_count("chunk", chunk)
+    axis = -1 if name == "roles" else -2
+    n = roles.shape[axis]
+    first = torch.arange(n, device=roles.device) // chunk * chunk  # the first token of each token's chunk
+    if not torch.equal(roles, roles.index_select(roles.dim() + axis, first)):
+        raise ValueError(f"{name}: expected one role per chunk of {chunk} tokens, alike inside each chunk")
+
+
+def nats_mask(roles: torch.Tensor, window: int, chunk: int = 1) -> torch.Tensor:
+    """M [..., N, N] (query i, key j), True where query i sees key j under the roles (module docstring);
+    with `chunk` = C > 1 the roles must be alike inside each chunk of C tokens."""
     check_roles(roles)
     check_window(window)
+    check_chunk_roles("roles", roles, chunk)
     n = roles.shape[-1]
     i = torch.arange(n, device=roles.device)[:, None]
     j = torch.arange(n, device=roles.device)[None, :]
     role = roles[..., None, :]  # (..., 1, N): the key's role, the same for every query row
     visible = (
         (role == GLOBAL)
-        | ((role == LOCAL) & (i <= span_ends(roles)[..., None, :]))
+        | ((role == LOCAL) & (i // chunk <= span_ends(roles)[..., None, :] // chunk))
         | ((role == SLIDING) & (i - j <= window))
+        | (i // chunk == j // chunk)  # the query's own chunk: its role is not known yet while decoding
     )
     return visible & (j <= i)
 
@@ -79,23 +105,48 @@ def sliding_window_mask(n: int, window: int, device=None) -> torch.Tensor:
     return (j <= i) & (i - j <= window)
 
 
-def soft_mask(one_hot: torch.Tensor, window: int) -> torch.Tensor:
-    """The mask as a differentiable function of the role one-hots [..., N, 3]: [..., N, N].
+def soft_mask(one_hot: torch.Tensor, window: int, chunk: int = 1) -> torch.Tensor:
+    """The mask as a differentiable function of the role one-hots [..., N, 3] (alike inside each chunk of
+    `chunk` tokens): [..., N, N]. Equal to `nats_mask` for exact one-hots.
 
-    Equal to `nats_mask` for exact one-hots. The Local term ∏_{k=j+1}^{i−1}(1 − g_k) is a cumulative product
-    down each column (O(N²) memory, no N³ tensor), whose gradient reaches every g_k in the span.
+        M_ij = g_j + l_j·∏_{c=a(j)+1}^{a(i)−1}(1 − g_c) + s_j·[i − j ≤ W]      (j ≤ i)
+
+    with the product over the chunks strictly between key and query (the tokens, when C = 1), and 1 for the
+    earlier tokens of the query's own chunk.
     """
     check_window(window)
     if one_hot.shape[-1] != 3 or one_hot.dim() < 2:
         raise ValueError(f"one_hot: expected shape [..., N, 3], got {tuple(one_hot.shape)}")
+    check_chunk_roles("one_hot", one_hot, chunk)
+    mask = role_mask(one_hot, window, chunk)
+    n = one_hot.shape[-2]
+    i = torch.arange(n, device=one_hot.device)[:, None]
+    j = torch.arange(n, device=one_hot.device)[None, :]
+    own_chunk = (i // chunk == j // chunk) & (j < i)  # empty when C = 1
+    return torch.where(own_chunk, torch.ones((), dtype=mask.dtype, device=mask.device), mask)
+
+
+def role_mask(one_hot: torch.Tensor, window: int, chunk: int) -> torch.Tensor:
+    """g_j + l_j·∏(1 − g_c) + s_j·[i − j ≤ W] below the diagonal, without the own-chunk rule; callers check.
+
+    The product ∏_{c=b+1}^{a−1}(1 − g_c) over chunks is a cumulative product down each column of a
+    chunk-level matrix (O(N²) memory, no N³ tensor), whose gradient reaches every g_c in the span."""
     g, l, s = one_hot.unbind(-1)  # (..., N) each
     n = g.shape[-1]
+    chunk_of = torch.arange(n, device=g.device) // chunk  # a(i)
+    g_chunk = g[..., ::chunk]  # (..., N_c): a chunk's global indicator, read at its first token
+    n_chunks = g_chunk.shape[-1]
+    a = torch.arange(n_chunks, device=g.device)[:, None]
+    b = torch.arange(n_chunks, device=g.device)[None, :]
+    # factor[a, b] = 1 − g_{a−1} while chunk a − 1 lies strictly inside (b, a), else 1
+    previous = F.pad(1 - g_chunk, (1, 0), value=1.0)[..., :n_chunks]  # previous[a] = 1 − g_{a−1}
+    one = torch.ones((), dtype=g.dtype, device=g.device)
+    factor = torch.where(a - 1 > b, previous[..., :, None], one)
+    still_open = factor.cumprod(dim=-2)  # (..., N_c, N_c): ∏_{c=b+1}^{a−1} (1 − g_c)
+    if chunk > 1:  # from chunks to tokens (with C = 1 they are the same)
+        still_open = still_open[..., chunk_of[:, None], chunk_of[None, :]]  # (..., N, N)
     i = torch.arange(n, device=g.device)[:, None]
     j = torch.arange(n, device=g.device)[None, :]
-    # factor[i, j] = 1 − g_{i−1} while i − 1 lies strictly inside (j, i), else 1
-    previous = F.pad(1 - g, (1, 0), value=1.0)[..., :n]  # previous[i] = 1 − g_{i−1}
-    factor = torch.where(i - 1 > j, previous[..., :, None], torch.ones((), dtype=g.dtype, device=g.device))
-    still_open = factor.cumprod(dim=-2)  # (..., N, N): ∏_{k=j+1}^{i−1} (1 − g_k)
     in_window = ((i - j) <= window).to(g.dtype)
     mask = g[..., None, :] + l[..., None, :] * still_open + s[..., None, :] * in_window
     return mask * (j <= i).to(g.dtype)
@@ -125,20 +176,23 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
 class NatsAttention:
     """NAtS masking as an attention kind (`fastattn_lib.attention`'s interface, plus the roles):
 
-        attention(q, k, v, roles=one_hot) = masked_attention(q, k, v, soft_mask(one_hot, W))
+        attention(q, k, v, roles=one_hot) = masked_attention(q, k, v, soft_mask(one_hot, W, C))
 
-    with W = `window`, the lifetime of a SLIDING token, and `one_hot` [..., N, 3] the roles of the N tokens
-    (a model's `RoleScorer` supplies them: `reads_roles`). The mask is causal by construction, so `causal`
-    must stay True. The weights are differentiable in the one-hots, which is how the scorer learns."""
+    with W = `window`, the lifetime of a SLIDING token, C = `chunk`, and `one_hot` [..., N, 3] the roles of
+    the N tokens, alike inside each chunk (a model's `RoleScorer` supplies them: `reads_roles`). The mask
+    is causal by construction, so `causal` must stay True. The weights are differentiable in the one-hots,
+    which is how the scorer learns."""
 
     window: int
+    chunk: int = 1  # C: tokens that share one role (the scorer reads their mean hidden state)
     reads_roles: ClassVar[bool] = True  # a model block passes its scorer's roles as `roles=`
 
     def __post_init__(self):
         check_window(self.window)
+        check_count("chunk", self.chunk)
 
     def mask(self, roles, causal: bool = True) -> torch.Tensor:
-        """soft_mask(roles, W) [..., N, N], after checking the call."""
+        """soft_mask(roles, W, C) [..., N, N], after checking the call."""
         if causal is not True:
             raise ValueError(
                 f"causal: NAtS attention is causal (roles evict keys as queries advance), got {causal!r}"
@@ -148,7 +202,7 @@ class NatsAttention:
                 "roles: NAtS attention needs the tokens' one-hot roles [..., N, 3] "
                 "(in a model: ModelConfig(role_scorer=True))"
             )
-        return soft_mask(roles, self.window)
+        return soft_mask(roles, self.window, self.chunk)
 
     def __call__(self, q, k, v, causal: bool = True, roles=None) -> torch.Tensor:
         return masked_attention(q, k, v, self.mask(roles, causal))
@@ -162,12 +216,24 @@ class NatsAttention:
 # ----------------------------------------------------------------------------------------------------
 
 
+def chunk_means(h: torch.Tensor, chunk: int) -> torch.Tensor:
+    """The mean of each chunk of `chunk` consecutive rows of h [B, N, m]: [B, ⌈N/C⌉, m] (a shorter last
+    chunk is the mean of the rows it has). For C = 1 this is h."""
+    batch, n, width = h.shape
+    n_chunks = -(-n // chunk)
+    sums = F.pad(h, (0, 0, 0, n_chunks * chunk - n)).view(batch, n_chunks, chunk, width).sum(dim=2)
+    counts = (n - chunk * torch.arange(n_chunks, device=h.device)).clamp(max=chunk)
+    return sums / counts[:, None].to(h.dtype)  # (B, N_c, m)
+
+
 class RoleScorer(nn.Module):
     """The attention score layer: a bias-free Linear(d_model → 3·n_heads) on the detached hidden state.
 
-    `forward(h)` returns one-hot roles [B, H, N, 3]: hard straight-through Gumbel-softmax (τ = 1) in
-    training mode, arg-max in eval mode; the first token is always GLOBAL. Zero-initialised, so training
-    starts from uniform role probabilities.
+    `forward(h, chunk)` returns one-hot roles [B, H, N, 3]: one role per chunk of C = `chunk` tokens, from
+    the chunk's mean hidden state (each token its own chunk when C = 1); hard straight-through
+    Gumbel-softmax (τ = 1) in training mode, arg-max in eval mode; the first chunk is always GLOBAL.
+    Zero-initialised, so training starts from uniform role probabilities. `step_role` is the same scorer
+    while decoding, one token at a time.
     """
 
     def __init__(self, d_model: int, n_heads: int):
@@ -178,38 +244,51 @@ class RoleScorer(nn.Module):
         self.proj = nn.Linear(d_model, 3 * n_heads, bias=False)
         nn.init.zeros_(self.proj.weight)
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        batch, n, _ = h.shape
+    def logits(self, h: torch.Tensor, chunk: int = 1) -> torch.Tensor:
+        """The role logits of each chunk of h [B, N, m]: [B, H, N_c, 3]."""
         # detached: the scorer learns only through the mask, never pushes into the residual stream
-        return self.proj(h.detach()).view(batch, n, self.n_heads, 3).transpose(1, 2)  # (B, H, N, 3)
+        pooled = chunk_means(h.detach(), chunk)  # (B, N_c, m)
+        return self.proj(pooled).view(*pooled.shape[:2], self.n_heads, 3).transpose(1, 2)  # (B, H, N_c, 3)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        logits = self.logits(h)
+    def forward(self, h: torch.Tensor, chunk: int = 1) -> torch.Tensor:
+        check_count("chunk", chunk)
+        logits = self.logits(h, chunk)
         if self.training:
             one_hot = F.gumbel_softmax(logits, tau=1.0, hard=True)
         else:
             one_hot = F.one_hot(logits.argmax(-1), 3).to(logits.dtype)
         first = F.one_hot(torch.tensor(GLOBAL, device=h.device), 3).to(one_hot.dtype)
-        return torch.cat([first.expand_as(one_hot[..., :1, :]), one_hot[..., 1:, :]], dim=-2)
+        one_hot = torch.cat([first.expand_as(one_hot[..., :1, :]), one_hot[..., 1:, :]], dim=-2)
+        return one_hot.repeat_interleave(chunk, dim=-2)[..., : h.shape[1], :]  # (B, H, N, 3)
 
-    def roles(self, h: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Integer roles [B, H, N] (arg-max), whatever the module's mode, of the hidden states h [B, N, m] of
-        the tokens at positions start .. start + N − 1; position 0 is always GLOBAL."""
-        roles = self.logits(h).argmax(-1)
-        if start == 0:
-            roles[..., 0] = GLOBAL
-        return roles
+    def roles(self, h: torch.Tensor, chunk: int = 1) -> torch.Tensor:
+        """Integer roles [B, H, N] (arg-max, the first chunk GLOBAL) whatever the module's mode."""
+        roles = self.logits(h, chunk).argmax(-1)
+        roles[..., 0] = GLOBAL
+        return roles.repeat_interleave(chunk, dim=-1)[..., : h.shape[1]]
+
+    def step_role(self, x: torch.Tensor, t: int, chunk: int, cache: KVCache):
+        """While decoding: the hidden state x [B, 1, m] of token t joins `cache.scorer_inputs`; when t ends
+        its chunk, returns the chunk's role [B, H] (arg-max of the scores of the chunk's mean, GLOBAL for the
+        first chunk) and empties the inputs, else None (the role is not known yet)."""
+        cache.scorer_inputs.append(x)
+        if (t + 1) % chunk:
+            return None
+        roles = self.logits(torch.cat(cache.scorer_inputs, dim=1), chunk).argmax(-1)[..., 0]  # (B, H)
+        cache.scorer_inputs = []
+        return torch.full_like(roles, GLOBAL) if t < chunk else roles
 
 
-def sparsity_loss(one_hot: torch.Tensor, sparsity_weight: float) -> torch.Tensor:
+def sparsity_loss(one_hot: torch.Tensor, sparsity_weight: float, chunk: int = 1) -> torch.Tensor:
     """λ × the share of the causal mask held by GLOBAL and LOCAL tokens, averaged over leading dims.
 
-    Σ_ij (g_j + l_j·∏(1 − g_k)) / (N(N+1)/2): 1 when every token stays to the end, → 0 as tokens become
-    SLIDING (whose window is not penalised: its cost is bounded by W)."""
+    Σ_ij (g_j + l_j·∏(1 − g_c)) / (N(N+1)/2): 1 when every token stays to the end, → 0 as tokens become
+    SLIDING (whose window is not penalised: its cost is bounded by W, nor is a token's own chunk)."""
     check_nonnegative_number("sparsity_weight", sparsity_weight)
+    check_chunk_roles("one_hot", one_hot, chunk)
     n = one_hot.shape[-2]
     without_window = one_hot * torch.tensor([1.0, 1.0, 0.0], dtype=one_hot.dtype, device=one_hot.device)
-    held = soft_mask(without_window, 0).sum(dim=(-1, -2)) - without_window[..., 2].sum(-1)
+    held = role_mask(without_window, 0, chunk).sum(dim=(-1, -2))
     return sparsity_weight * (held / (n * (n + 1) / 2)).mean()
 
 
@@ -221,7 +300,10 @@ def sparsity_loss(one_hot: torch.Tensor, sparsity_weight: float) -> torch.Tensor
 class KVCache:
     """A per-(batch, head) KV cache for token-by-token decoding: keys, values, their positions and roles,
     and the attention each entry has received so far (for H2O). Storage is compacted after every eviction,
-    so its length is the largest number of entries any head still holds."""
+    so its length is the largest number of entries any head still holds.
+
+    With NAtS chunks, the entries of the chunk still being read are `pending`: held as GLOBAL until the
+    chunk's role is known; `scorer_inputs` keeps their hidden states for the scorer."""
 
     def __init__(self, batch_shape: tuple, d_key: int, d_value: int, dtype, device):
         self.keys = torch.zeros(*batch_shape, 0, d_key, dtype=dtype, device=device)
@@ -230,15 +312,26 @@ class KVCache:
         self.roles = torch.zeros(*batch_shape, 0, dtype=torch.long, device=device)
         self.received = torch.zeros(*batch_shape, 0, dtype=dtype, device=device)
         self.valid = torch.zeros(*batch_shape, 0, dtype=torch.bool, device=device)
+        self.pending = torch.zeros(*batch_shape, 0, dtype=torch.bool, device=device)
+        self.scorer_inputs: list[torch.Tensor] = []
 
     def append(self, key, value, position: int, role) -> None:
-        """Add one token per (batch, head): key [..., d], value [..., d_v], role [...]."""
+        """Add one token per (batch, head): key [..., d], value [..., d_v], role [...]. A role of None
+        means "not known yet": the entry is held as a pending GLOBAL. A known role is also given to every
+        pending entry (the token ends its chunk, whose role it carries)."""
+        pending = role is None
+        if pending:
+            role = self.positions.new_full(self.positions.shape[:-1], GLOBAL)
+        else:
+            self.roles = torch.where(self.pending, role[..., None], self.roles)
+            self.pending = torch.zeros_like(self.pending)
         self.keys = torch.cat([self.keys, key[..., None, :]], dim=-2)
         self.values = torch.cat([self.values, value[..., None, :]], dim=-2)
         self.positions = F.pad(self.positions, (0, 1), value=position)
         self.roles = torch.cat([self.roles, role[..., None]], dim=-1)
         self.received = F.pad(self.received, (0, 1))
         self.valid = F.pad(self.valid, (0, 1), value=True)
+        self.pending = F.pad(self.pending, (0, 1), value=pending)
 
     def attend(self, query: torch.Tensor) -> torch.Tensor:
         """Softmax attention of one query per (batch, head), [..., d], over the valid entries."""
@@ -253,7 +346,7 @@ class KVCache:
         order = torch.sort((~self.valid).to(torch.int8), dim=-1, stable=True).indices  # valid entries first
         length = int(self.valid.sum(dim=-1).max()) if self.valid.numel() else 0
         order = order[..., :length]
-        for name in ("positions", "roles", "received", "valid"):
+        for name in ("positions", "roles", "received", "valid", "pending"):
             setattr(self, name, getattr(self, name).gather(-1, order))
         for name in ("keys", "values"):
             tensor = getattr(self, name)
@@ -284,7 +377,8 @@ class FullCache(EvictionPolicy):
 
 class NAtSPolicy(EvictionPolicy):
     """Evict by role: a new GLOBAL frees every LOCAL before it (their span ends at it); a SLIDING entry leaves
-    once W queries after it have seen it."""
+    once W queries after it have seen it. Pending entries (a chunk whose role is not known yet) stay; a
+    chunk found GLOBAL frees the LOCALs before it once its last token has been read."""
 
     name = "NAtS"
 
@@ -293,7 +387,8 @@ class NAtSPolicy(EvictionPolicy):
         self.window = window
 
     def keep(self, cache, t):
-        newest_role = cache.roles.gather(-1, (cache.positions == t).long().argmax(-1, keepdim=True))
+        newest = (cache.positions == t).long().argmax(-1, keepdim=True)
+        newest_role = cache.roles.gather(-1, newest).masked_fill(cache.pending.gather(-1, newest), -1)
         closed = (cache.roles == LOCAL) & (cache.positions < t) & (newest_role == GLOBAL)
         expired = (cache.roles == SLIDING) & (t + 1 - cache.positions > self.window)
         return ~(closed | expired)
@@ -340,19 +435,23 @@ class HeavyHitters(EvictionPolicy):
 
 def cache_step(cache: KVCache, policy: EvictionPolicy, q, k, v, t: int, role) -> torch.Tensor:
     """One decoding step at position t, for one token per (batch, head): its key k [..., d], value
-    v [..., d_v] and role [...] join the cache, its query q [..., d] attends over what the cache holds,
-    then `policy` evicts. Returns the attention output [..., d_v]. Every decoder (`decode` here, a model's
-    `TinyTransformer.decode` and `generate`) runs its caches through this one step."""
+    v [..., d_v] and role [...] (None while its chunk is incomplete: `KVCache.append`) join the cache, its
+    query q [..., d] attends over what the cache holds, then `policy` evicts. Returns the attention output
+    [..., d_v]. Every decoder (`decode` here, a model's `TinyTransformer.decode` and `generate`) runs its
+    caches through this one step."""
     cache.append(k, v, t, role)
     out = cache.attend(q)
     cache.keep(policy.keep(cache, t))
     return out
 
 
-def decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPolicy, roles=None):
+def decode(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPolicy, roles=None, chunk: int = 1
+):
     """Token-by-token attention through a `KVCache` managed by `policy`.
 
-    q, k [..., N, d], v [..., N, d_v]; `roles` [..., N] (stored with each entry; NAtS needs them).
+    q, k [..., N, d], v [..., N, d_v]; `roles` [..., N] (stored with each entry; NAtS needs them), alike
+    inside each chunk of `chunk` tokens and revealed to the cache only at a chunk's last token.
     Each step is `cache_step`: the token's K/V join the cache, query t attends over what the cache holds,
     then the policy evicts. Returns (out [..., N, d_v], cache_sizes [..., N]: entries held after each
     step)."""
@@ -369,15 +468,18 @@ def decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPo
         raise ValueError(
             f"roles: expected shape {tuple(q.shape[:-1])} (one per token), got {tuple(roles.shape)}"
         )
+    check_chunk_roles("roles", roles, chunk)
     cache = KVCache(q.shape[:-2], k.shape[-1], v.shape[-1], v.dtype, v.device)
     outputs, sizes = [], []
     for t in range(n):
-        outputs.append(cache_step(cache, policy, q[..., t, :], k[..., t, :], v[..., t, :], t, roles[..., t]))
+        role = roles[..., t] if (t + 1) % chunk == 0 else None
+        outputs.append(cache_step(cache, policy, q[..., t, :], k[..., t, :], v[..., t, :], t, role))
         sizes.append(cache.sizes())
     return torch.stack(outputs, dim=-2), torch.stack(sizes, dim=-1)
 
 
-def decode_with_cache(q, k, v, roles, window: int):
+def decode_with_cache(q, k, v, roles, window: int, chunk: int = 1):
     """NAtS decoding: `decode` with role-based eviction. `out` equals `masked_attention(q, k, v,
-    nats_mask(roles, window))` and `cache_sizes[t]` is the number of keys some query after t still sees."""
-    return decode(q, k, v, NAtSPolicy(window), roles)
+    nats_mask(roles, window, chunk))` and `cache_sizes[t]` is the number of keys some query after t still
+    sees."""
+    return decode(q, k, v, NAtSPolicy(window), roles, chunk)

@@ -13,7 +13,13 @@ token by token through a `nats.KVCache` per layer under any `nats.EvictionPolicy
 
 **Pipeline.** Dense pre-training, then NAtS fine-tuning for several λ (the sparsity weight), then
 evaluation by real decoding with eviction on held-out sequences, against StreamingLLM and H2O at the same
-budget. `python -m fastattn_lib.nats_experiment reproduce` rebuilds the shipped checkpoints and table.
+budget. In this regime every weight moves while NAtS learns, and the baselines run on the dense weights: the
+comparison is confounded. `nats_frozen` trains only the scorers on the frozen dense model (the default
+regime of the command below), so that every policy runs on the same weights.
+
+`python -m fastattn_lib.nats_experiment reproduce --regime fine-tuned` rebuilds the fine-tuned checkpoints
+and their table; `reproduce` alone (`--regime frozen`) trains the scorers on the shipped dense model and
+leaves every fine-tuned file as it is.
 """
 
 from __future__ import annotations
@@ -236,14 +242,21 @@ class DecodeResult:
     cache_fraction: float  # the same, as a share of the tokens seen so far
     mean_cache: float  # entries held, averaged over every step as well
     sizes_over_steps: list[float]  # mean entries held after each step
+    chunk: int = 1  # C of NAtS roles (1 for every other policy)
 
 
 def evaluate(
-    model: TinyTransformer, policy_name: str, setting, tokens=None, answers=None, window: int = WINDOW
+    model: TinyTransformer,
+    policy_name: str,
+    setting,
+    tokens=None,
+    answers=None,
+    window: int = WINDOW,
+    chunk: int = 1,
 ) -> DecodeResult:
     """Decode the held-out sequences with one policy: "full", "sliding" (StreamingLLM, 1 sink),
-    "h2o" (budget = `setting`) or "nats": the model runs `nats.NatsAttention(W)` with its own roles and
-    its caches evict by them, W = `window` (λ = `setting` is only recorded)."""
+    "h2o" (budget = `setting`) or "nats": the model runs `nats.NatsAttention(W, C)` with its own roles and
+    its caches evict by them, W = `window`, C = `chunk` (λ = `setting` is only recorded)."""
     if tokens is None:
         tokens, answers = held_out(256)
     device = model.classifier.weight.device
@@ -256,7 +269,7 @@ def evaluate(
     }
     check_choice("policy_name", policy_name, tuple(policies))
     if policy_name == "nats":
-        model = model.with_attention(nats.NatsAttention(window))
+        model = model.with_attention(nats.NatsAttention(window, chunk))
     model.eval()
     logits, sizes = model.decode(tokens, policies[policy_name]())
     last = int(answers.max())
@@ -269,12 +282,13 @@ def evaluate(
         cache_fraction=(float(per_step[last - 1]) + 1) / (last + 1),
         mean_cache=float(per_step.mean()),
         sizes_over_steps=per_step.tolist(),
+        chunk=chunk if policy_name == "nats" else 1,
     )
 
 
 # ---- checkpoints and the reproduction ---------------------------------------------------------------------
 
-REPRODUCE = "python -m fastattn_lib.nats_experiment reproduce"
+REPRODUCE = "python -m fastattn_lib.nats_experiment reproduce --regime fine-tuned"
 RESULTS = "nats_results.json"
 
 
@@ -360,7 +374,8 @@ def format_table(results: list[dict]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        setting = {"full": "all", "nats": f"λ = {r['setting']:g}"}.get(
+        chunk = f", C = {r['chunk']}" if r.get("chunk", 1) > 1 else ""
+        setting = {"full": "all", "nats": f"λ = {r['setting']:g}{chunk}"}.get(
             r["policy"], f"budget {r['setting']:g}"
         )
         size, share = r["cache_at_last_query"], r["cache_fraction"]
@@ -373,10 +388,22 @@ def main(argv=None) -> int:
         prog="python -m fastattn_lib.nats_experiment", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("command", choices=("reproduce",))
+    parser.add_argument(
+        "--regime",
+        choices=("frozen", "fine-tuned"),
+        default="frozen",
+        help="frozen: train only the role scorers on the shipped dense model (default); "
+        "fine-tuned: retrain the dense model and fine-tune every weight (overwrites those checkpoints)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out-dir", type=Path, default=data.DATA_DIR)
     args = parser.parse_args(argv)
-    table = reproduce(out_dir=args.out_dir, device=args.device)
+    if args.regime == "fine-tuned":
+        table = reproduce(out_dir=args.out_dir, device=args.device)
+    else:
+        from .nats_frozen import reproduce_frozen  # imports this module: imported here, not at the top
+
+        table = reproduce_frozen(out_dir=args.out_dir, device=args.device)
     print(format_table(table["results"]))
     return 0
 

@@ -200,3 +200,28 @@ def test_nats_attention_weights_follow_the_roles_and_decoding_refuses_other_kind
     without_scorers = TinyTransformer(dataclasses.replace(dense.config, role_scorer=False))
     with pytest.raises(ValueError, match="roles"):
         without_scorers.with_attention(nats.NatsAttention(2))(x)
+
+
+@pytest.mark.parametrize("chunk", [3, 4])
+def test_chunked_roles_decode_as_the_masked_forward_pass(chunk):
+    """Roles per chunk of C tokens (C = 3 leaves a shorter last chunk): decoding, which learns a chunk's
+    role only at its last token and holds the chunk until then, reproduces the masked forward pass, and the
+    cache holds what the next query sees. C = 1 is the per-token model."""
+    from fastattn_lib import nats
+
+    dense, per_token = nats_model(window=2)
+    masked = dense.with_attention(nats.NatsAttention(2, chunk))
+    x = torch.randint(7, (3, 16), generator=torch.Generator().manual_seed(4))
+    forward, roles = masked.run(x)
+    logits, sizes = masked.decode(x, nats.NAtSPolicy(2))
+    assert (logits - forward).abs().max() < 1e-5
+    role_ids = [one_hot.argmax(-1) for one_hot in roles]
+    assert all(len(r[..., chunk:].unique()) == 3 for r in role_ids)  # every role occurs after the first chunk
+    for layer, r in enumerate(role_ids):
+        assert (r[..., :chunk] == nats.GLOBAL).all()
+        assert torch.equal(r, r[..., torch.arange(16) // chunk * chunk])  # one role per chunk
+        mask = nats.nats_mask(r, 2, chunk)
+        assert torch.equal(sizes[layer, ..., :-1], mask[..., 1:, :].sum(-1) - 1)
+    one = dense.with_attention(nats.NatsAttention(2, chunk=1))
+    assert torch.equal(one(x), per_token(x))
+    assert torch.equal(one.decode(x, nats.NAtSPolicy(2))[0], per_token.decode(x, nats.NAtSPolicy(2))[0])

@@ -133,13 +133,16 @@ def test_nats_attention_is_masked_attention_under_the_roles_it_is_given():
 
 def test_nats_attention_is_an_immutable_validated_value():
     attention = nats.NatsAttention(4)
-    assert attention == nats.NatsAttention(window=4) and repr(attention) == "NatsAttention(window=4)"
-    assert attention.reads_roles and [f.name for f in dataclasses.fields(attention)] == ["window"]
+    assert attention == nats.NatsAttention(window=4, chunk=1)
+    assert repr(attention) == "NatsAttention(window=4, chunk=1)"
+    assert attention.reads_roles and [f.name for f in dataclasses.fields(attention)] == ["window", "chunk"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         attention.window = 2
     for bad in (-1, 2.0, True, None):
         with pytest.raises(ValueError, match="window"):
             nats.NatsAttention(bad)
+        with pytest.raises(ValueError, match="chunk"):
+            nats.NatsAttention(4, chunk=bad)
     q = rand(5, 4)
     with pytest.raises(ValueError, match="roles"):
         attention(q, q, q)
@@ -226,3 +229,147 @@ def test_bad_input_is_refused_with_the_argument_named():
         nats.HeavyHitters(0)
     with pytest.raises(ValueError, match="n_sinks"):
         nats.SlidingWindowWithSinks(4, n_sinks=4)
+
+
+# ---- chunks: one role per C consecutive tokens ------------------------------------------------------------
+
+
+def chunk_roles(n, chunk, *batch, seed=0):
+    """Roles alike inside each chunk of `chunk` tokens (a shorter last chunk when chunk ∤ n), first GLOBAL."""
+    per_chunk = random_roles(*batch, -(-n // chunk), seed=seed)
+    per_chunk[..., 0] = GLOBAL
+    return per_chunk.repeat_interleave(chunk, dim=-1)[..., :n]
+
+
+def brute_force_chunk_mask(roles, window, chunk):
+    """The chunked definition written over chunks, one entry at a time: a query sees the earlier tokens of
+    its own chunk; a LOCAL chunk b stays visible to query chunk a while no chunk strictly between is
+    GLOBAL; a SLIDING token to the queries within W tokens; a GLOBAL token always."""
+    n = len(roles)
+    by_chunk = [int(roles[c * chunk]) for c in range(-(-n // chunk))]
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(i + 1):
+            a, b, role = i // chunk, j // chunk, by_chunk[j // chunk]
+            mask[i, j] = (
+                a == b
+                or role == GLOBAL
+                or (role == LOCAL and GLOBAL not in by_chunk[b + 1 : a])
+                or (role == SLIDING and i - j <= window)
+            )
+    return mask
+
+
+@pytest.mark.parametrize("chunk, window", [(1, 2), (2, 0), (3, 1), (4, 5), (8, 3)])
+def test_chunk_mask_matches_the_definition_over_chunks(chunk, window):
+    for seed in range(4):
+        roles = chunk_roles(23, chunk, seed=seed)  # 23 tokens: the last chunk is shorter unless C = 1
+        assert torch.equal(nats.nats_mask(roles, window, chunk), brute_force_chunk_mask(roles, window, chunk))
+        one_hot = torch.nn.functional.one_hot(roles, 3).double()
+        assert torch.equal(
+            nats.soft_mask(one_hot, window, chunk).bool(), nats.nats_mask(roles, window, chunk)
+        )
+
+
+def brute_force_soft_mask(one_hot, window, chunk):
+    """g_j + l_j·∏_{c=b+1}^{a−1}(1 − g_c) + s_j·[i − j ≤ W] one entry at a time (1 inside the query's own
+    chunk below the diagonal): the differentiable mask written out."""
+    n = one_hot.shape[-2]
+    rows = []
+    for i in range(n):
+        row = []
+        for j in range(n):
+            g, l, s = one_hot[j]
+            if j > i:
+                row.append(torch.zeros((), dtype=one_hot.dtype))
+            elif i // chunk == j // chunk and j < i:
+                row.append(torch.ones((), dtype=one_hot.dtype))
+            else:
+                still_open = torch.ones((), dtype=one_hot.dtype)
+                for c in range(j // chunk + 1, i // chunk):
+                    still_open = still_open * (1 - one_hot[c * chunk, GLOBAL])
+                row.append(g + l * still_open + s * float(i - j <= window))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_soft_mask_and_its_gradient_match_the_formula_written_out(chunk):
+    """C = 1 is the per-token product ∏_{k=j+1}^{i−1}(1 − g_k); the gradients agree as well as the values."""
+    logits = rand(-(-11 // chunk), 3, seed=chunk).double().requires_grad_()
+    one_hot = torch.nn.functional.gumbel_softmax(logits, hard=True).repeat_interleave(chunk, dim=0)[:11]
+    weights = rand(11, 11, seed=7).double()
+    ours = torch.autograd.grad(
+        (nats.soft_mask(one_hot, 2, chunk) * weights).sum(), logits, retain_graph=True
+    )[0]
+    theirs = torch.autograd.grad((brute_force_soft_mask(one_hot, 2, chunk) * weights).sum(), logits)[0]
+    assert torch.allclose(nats.soft_mask(one_hot, 2, chunk), brute_force_soft_mask(one_hot, 2, chunk))
+    assert torch.allclose(ours, theirs) and ours.abs().sum() > 0
+
+
+@pytest.mark.parametrize("chunk, window", [(2, 1), (4, 2), (4, 6), (5, 3)])
+def test_chunked_decoding_equals_the_chunked_mask_and_holds_what_later_queries_see(chunk, window):
+    """While a chunk is incomplete its tokens are held (as GLOBAL); its role, known at its last token,
+    then decides. Decoding reproduces masked attention with the chunked mask, and after step t the cache
+    holds exactly the keys some later query sees."""
+    n = 6 * chunk
+    roles = chunk_roles(n, chunk, 2, 3, seed=chunk + window)
+    q, k, v = rand(2, 3, n, 8, seed=1), rand(2, 3, n, 8, seed=2), rand(2, 3, n, 5, seed=3)
+    out, sizes = nats.decode_with_cache(q, k, v, roles, window, chunk)
+    mask = nats.nats_mask(roles, window, chunk)
+    assert torch.allclose(out, nats.masked_attention(q, k, v, mask), atol=1e-5)
+    # one more token (a chunk of its own, any role) makes the row of the next query after the last step
+    extended = nats.nats_mask(torch.cat([roles, torch.full_like(roles[..., :1], SLIDING)], -1), window, chunk)
+    for t in range(n):
+        assert torch.equal(sizes[..., t], extended[..., t + 1 :, : t + 1].any(dim=-2).sum(-1))
+    all_sliding = torch.full((n,), SLIDING).index_fill(0, torch.arange(chunk), GLOBAL)
+    _, sizes = nats.decode_with_cache(q[0, 0], k[0, 0], v[0, 0], all_sliding, 0, chunk)
+    assert sizes[chunk - 1] == chunk  # the GLOBAL first chunk, held whole
+    assert sizes[2 * chunk - 2] == chunk + chunk - 1  # its next chunk, incomplete, held entirely
+    assert sizes[2 * chunk - 1] == chunk  # complete and SLIDING with W = 0: gone at once
+
+
+def test_chunk_of_one_is_the_per_token_rule():
+    roles = random_roles(3, 30, seed=9)
+    q, k, v = rand(3, 30, 8, seed=1), rand(3, 30, 8, seed=2), rand(3, 30, 4, seed=3)
+    assert all(torch.equal(nats.nats_mask(r, 3, 1), brute_force_mask(r, 3)) for r in roles)
+    one, sizes_one = nats.decode_with_cache(q, k, v, roles, 3, chunk=1)
+    per_token, sizes = nats.decode(q, k, v, nats.NAtSPolicy(3), roles)
+    assert torch.equal(one, per_token) and torch.equal(sizes_one, sizes)
+    one_hot = torch.nn.functional.one_hot(roles, 3).float()
+    assert nats.sparsity_loss(one_hot, 1.0, chunk=1) == nats.sparsity_loss(one_hot, 1.0)
+
+
+def test_chunked_scorer_reads_the_chunk_mean_and_decoding_reveals_roles_at_chunk_ends():
+    torch.manual_seed(0)
+    scorer = nats.RoleScorer(d_model=8, n_heads=2).eval()
+    torch.nn.init.normal_(scorer.proj.weight, std=3.0)
+    h = rand(2, 10, 8, seed=4)
+    one_hot = scorer(h, chunk=4)  # chunks 0..3, 4..7, 8..9
+    assert one_hot.shape == (2, 2, 10, 3) and (one_hot[..., :4, GLOBAL] == 1).all()
+    means = torch.stack([h[:, 4:8].mean(1), h[:, 8:].mean(1)], dim=1)  # (B, 2, m)
+    expected = scorer.proj(means).view(2, 2, 2, 3).argmax(-1).transpose(1, 2)  # (B, H, 2)
+    assert torch.equal(one_hot[..., 4:, :].argmax(-1), expected.repeat_interleave(4, dim=-1)[..., :6])
+    assert torch.equal(scorer.roles(h, chunk=4), one_hot.argmax(-1))
+    assert torch.equal(scorer(h, chunk=1), scorer(h))
+    cache = nats.KVCache((2, 2), 4, 4, torch.float32, "cpu")
+    revealed = [scorer.step_role(h[:, t : t + 1], t, 4, cache) for t in range(10)]
+    assert [r is None for r in revealed] == [t % 4 != 3 for t in range(10)]
+    assert torch.equal(revealed[7], expected[..., 0]) and (revealed[3] == GLOBAL).all()
+    with pytest.raises(ValueError, match="roles"):
+        nats.nats_mask(torch.tensor([GLOBAL, LOCAL, SLIDING, SLIDING]), 1, chunk=2)
+    with pytest.raises(ValueError, match="chunk"):
+        nats.nats_mask(torch.tensor([GLOBAL, LOCAL]), 1, chunk=0)
+    with pytest.raises(ValueError, match="one_hot"):
+        nats.sparsity_loss(torch.eye(3)[[0, 1, 1, 2]], 1.0, chunk=3)
+
+
+def test_chunked_sparsity_counts_a_local_chunk_until_the_global_chunk_that_closes_it_has_ended():
+    """Chunks of 2: G G | L L | S S | G G | S S. Held (query rows i ≥ j): tokens 0, 1 by 10 and 9 rows, the
+    Locals 2, 3 until the end of the closing Global chunk (rows ..7: 6 and 5), tokens 6, 7 by 4 and 3;
+    SLIDING tokens count nothing. Of the causal mask's 55 entries, 37."""
+    roles = torch.tensor([GLOBAL] * 2 + [LOCAL] * 2 + [SLIDING] * 2 + [GLOBAL] * 2 + [SLIDING] * 2)
+    one_hot = torch.nn.functional.one_hot(roles, 3).float()
+    assert nats.sparsity_loss(one_hot, 1.0, chunk=2).item() == pytest.approx(37 / 55)
+    mask = nats.nats_mask(roles, 0, 2)
+    assert mask[7, 2] and mask[7, 3] and not mask[8, 2] and not mask[8, 3]

@@ -50,3 +50,19 @@ def test_role_strip_shows_the_roles_of_a_nats_model_only():
     assert grid.shape == (2 * 4, 64) and (grid[:, 0] == nats.GLOBAL).all()
     with pytest.raises(ValueError, match="NatsAttention"):
         nats_panels.role_strip_figure(nats_panels.shipped_model(None, "cpu"), tokens)
+
+
+def test_regimes_figure_draws_both_tables_side_by_side():
+    from fastattn_lib import nats_frozen
+
+    fine_tuned = nats_experiment.load_results()["results"]
+    frozen = nats_frozen.load_results()["results"]
+    figure = nats_panels.regimes_figure(fine_tuned, frozen)
+    assert len(figure.data) == 8  # four policies in each regime
+    for trace in figure.data:
+        results = fine_tuned if trace.xaxis == "x" else frozen
+        policy = next(p for p, label in nats_panels.POLICY_LABELS.items() if label == trace.name)
+        rows = [r for r in results if r["policy"] == policy]
+        assert sorted(trace.x) == sorted(r["cache_fraction"] for r in rows)
+    labels = [t for trace in figure.data if trace.xaxis == "x2" for t in trace.text]
+    assert "λ = 0.1, C = 4" in labels and "λ = 0.5" in labels

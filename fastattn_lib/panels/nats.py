@@ -4,6 +4,8 @@
   the cache holds after `step`: the "paint the roles" panel.
 * `policy_update(sparsity_weight, window, budget)`: the shipped NAtS model at λ and the dense model under
   StreamingLLM and H2O at `budget`, decoded with eviction on held-out sequences.
+* `regimes_figure(fine_tuned, frozen)`: the two training regimes side by side (accuracy against cache
+  fraction), the frozen one with every policy on the same weights.
 """
 
 from __future__ import annotations
@@ -222,6 +224,46 @@ def budget_figure(results: list[dict]) -> go.Figure:
         width=700,
         height=420,
     )
+    return figure
+
+
+def nats_label(row: dict) -> str:
+    """λ, and C when the roles are chunked."""
+    chunk = row.get("chunk", 1)
+    return f"λ = {row['setting']:g}" + (f", C = {chunk}" if chunk > 1 else "")
+
+
+REGIME_TITLES = (
+    "fine-tuned: NAtS retrains every weight, baselines on the dense weights",
+    "frozen: NAtS adds only scorers, all on the same dense weights",
+)
+
+
+def regimes_figure(fine_tuned: list[dict], frozen: list[dict]) -> go.Figure:
+    """Accuracy against cache fraction in the two regimes side by side: the baselines (StreamingLLM, H2O)
+    as curves over budgets, the full cache, and NAtS per λ (and C) as labelled points."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=REGIME_TITLES, shared_yaxes=True)
+    colours = {"sliding": "#7f7f7f", "h2o": "#2ca02c", "nats": "#d62728", "full": "#1f77b4"}
+    for col, results in enumerate((fine_tuned, frozen), start=1):
+        for policy in ("sliding", "h2o", "full", "nats"):
+            rows = sorted((r for r in results if r["policy"] == policy), key=lambda r: r["cache_fraction"])
+            marked = policy in ("nats", "full")
+            figure.add_scatter(
+                x=[r["cache_fraction"] for r in rows],
+                y=[r["accuracy"] for r in rows],
+                mode="markers+text" if marked else "lines+markers",
+                text=[nats_label(r) if policy == "nats" else "" for r in rows],
+                textposition="middle right",
+                marker={"size": 11 if marked else 7, "color": colours[policy]},
+                name=POLICY_LABELS[policy],
+                legendgroup=policy,
+                showlegend=col == 1,
+                row=1,
+                col=col,
+            )
+        figure.update_xaxes(title="cache fraction at the last query", range=[0, 1.1], row=1, col=col)
+    figure.update_yaxes(title="answer accuracy", range=[0, 1.05], row=1, col=1)
+    figure.update_layout(width=1100, height=460, font={"size": 11})
     return figure
 
 
