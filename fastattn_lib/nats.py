@@ -23,7 +23,7 @@ so autograd trains the scorer through the attention. `sparsity_loss` is λ times
 mask that GLOBAL and LOCAL tokens occupy, an explicit, normalised version of the paper's penalty (its λ
 values, injected as gradients, are not comparable).
 
-**Chunks** (`chunk` = C). The paper's models give one role to each chunk of C consecutive tokens: the
+**Chunks** (`chunk` = C). The official code gives one role to each chunk of C consecutive tokens: the
 scorer reads the chunk's mean-pooled hidden state, and every token of the chunk takes the role. While
 decoding, a chunk's role is known only once its last token has arrived; until then its tokens are held as
 if GLOBAL (as the official code does). The mask that matches this decoder exactly is our reconstruction:

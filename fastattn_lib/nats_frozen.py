@@ -2,8 +2,8 @@
 
 The fine-tuning regime of `nats_experiment` lets every weight move while NAtS learns its roles, but the
 baselines (StreamingLLM, H2O) run on the dense model: NAtS gets a retrained network, the baselines do not.
-Here the backbone is the shipped dense model, frozen, as in the paper's fine-tuning of large models, where
-only the scorers train and the loss is distillation:
+Here the backbone is the shipped dense model, frozen, as the official code fine-tunes large language
+models: only the scorers train and the loss is distillation:
 
     loss = ‖h_NAtS − h_dense‖² (mean over tokens and features) + λ·sparsity
 
