@@ -15,7 +15,8 @@
 - `models`      one tiny transformer for every experiment, its attention given per layer.
 - `training`    the softmax surrogate, fine-tuning into ANNA, checkpoints and the error grids (a package).
 - `mpc`         the MPC model, its protocols, and transformers that execute them (a package).
-- `nats`        NAtS roles, masks, the evicting KV cache and the baseline policies.
+- `kv_cache`    decoding token by token through an evicting KV cache; the policies (full, NAtS, StreamingLLM, H2O).
+- `nats`        NAtS roles, masks, the role scorer, the sparsity term and the NAtS attention kind.
 - `nats_experiment`  the records-and-queries experiment comparing NAtS with StreamingLLM and H2O.
 - `data`        the shipped test sets and checkpoints, verified against their manifest.
 - `bench/`      `python -m fastattn_lib.bench`: ANNA's speed and memory against its peers (a package).

@@ -12,6 +12,7 @@ FAMILIES = ("hyperplane", "cross_polytope")  # the LSH families of `lsh`
 ROTATIONS = ("dense", "hadamard")  # how a cross-polytope hash rotates its input (see `lsh.LSHTables`)
 IMPLS = ("tables", "linear_memory", "dense")  # ANNA's three implementations (see `attention`)
 ROLE_VALUES = (0, 1, 2)  # NAtS roles: global, local, sliding (see `nats`)
+GLOBAL, LOCAL, SLIDING = ROLE_VALUES
 
 
 # ---- numbers ---------------------------------------------------------------------------------------------
@@ -199,3 +200,13 @@ def check_protocol(protocol) -> None:
     check_count("protocol.n_machines", protocol.n_machines)
     check_count("protocol.memory", protocol.memory, minimum=2)
     check_count("protocol.n_rounds", protocol.n_rounds, minimum=0)
+
+
+def check_chunk_roles(name: str, roles: torch.Tensor, chunk: int) -> None:
+    """Refuse roles [..., N] (or one-hots [..., N, 3] with `name` = "one_hot") that differ inside a chunk."""
+    check_count("chunk", chunk)
+    axis = -1 if name == "roles" else -2
+    n = roles.shape[axis]
+    first = torch.arange(n, device=roles.device) // chunk * chunk  # the first token of each token's chunk
+    if not torch.equal(roles, roles.index_select(roles.dim() + axis, first)):
+        raise ValueError(f"{name}: expected one role per chunk of {chunk} tokens, alike inside each chunk")

@@ -52,9 +52,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_budget, check_count, check_nonnegative_number, check_roles, check_window
+from .checks import (
+    GLOBAL,
+    LOCAL,
+    SLIDING,
+    check_chunk_roles,
+    check_count,
+    check_nonnegative_number,
+    check_roles,
+    check_window,
+)
+from .kv_cache import (  # noqa: F401  (the cache and its policies are public here too)
+    EvictionPolicy,
+    FullCache,
+    HeavyHitters,
+    KVCache,
+    NAtSPolicy,
+    SlidingWindowWithSinks,
+    cache_step,
+    decode,
+    decode_with_cache,
+)
 
-GLOBAL, LOCAL, SLIDING = 0, 1, 2
 ROLE_NAMES = ("global", "local", "sliding")
 
 
@@ -66,16 +85,6 @@ def span_ends(roles: torch.Tensor) -> torch.Tensor:
     at_global = torch.where(roles == GLOBAL, positions, n)
     # a running minimum from the right: flip, cumulative minimum, flip back
     return at_global.flip(-1).cummin(dim=-1).values.flip(-1)
-
-
-def check_chunk_roles(name: str, roles: torch.Tensor, chunk: int) -> None:
-    """Refuse roles [..., N] (or one-hots [..., N, 3] with `name` = "one_hot") that differ inside a chunk."""
-    check_count("chunk", chunk)
-    axis = -1 if name == "roles" else -2
-    n = roles.shape[axis]
-    first = torch.arange(n, device=roles.device) // chunk * chunk  # the first token of each token's chunk
-    if not torch.equal(roles, roles.index_select(roles.dim() + axis, first)):
-        raise ValueError(f"{name}: expected one role per chunk of {chunk} tokens, alike inside each chunk")
 
 
 def nats_mask(roles: torch.Tensor, window: int, chunk: int = 1) -> torch.Tensor:
@@ -290,196 +299,3 @@ def sparsity_loss(one_hot: torch.Tensor, sparsity_weight: float, chunk: int = 1)
     without_window = one_hot * torch.tensor([1.0, 1.0, 0.0], dtype=one_hot.dtype, device=one_hot.device)
     held = role_mask(without_window, 0, chunk).sum(dim=(-1, -2))
     return sparsity_weight * (held / (n * (n + 1) / 2)).mean()
-
-
-# ----------------------------------------------------------------------------------------------------
-# Decoding with a KV cache that evicts
-# ----------------------------------------------------------------------------------------------------
-
-
-class KVCache:
-    """A per-(batch, head) KV cache for token-by-token decoding: keys, values, their positions and roles,
-    and the attention each entry has received so far (for H2O). Storage is compacted after every eviction,
-    so its length is the largest number of entries any head still holds.
-
-    With NAtS chunks, the entries of the chunk still being read are `pending`: held as GLOBAL until the
-    chunk's role is known; `scorer_inputs` keeps their hidden states for the scorer."""
-
-    def __init__(self, batch_shape: tuple, d_key: int, d_value: int, dtype, device):
-        self.keys = torch.zeros(*batch_shape, 0, d_key, dtype=dtype, device=device)
-        self.values = torch.zeros(*batch_shape, 0, d_value, dtype=dtype, device=device)
-        self.positions = torch.zeros(*batch_shape, 0, dtype=torch.long, device=device)
-        self.roles = torch.zeros(*batch_shape, 0, dtype=torch.long, device=device)
-        self.received = torch.zeros(*batch_shape, 0, dtype=dtype, device=device)
-        self.valid = torch.zeros(*batch_shape, 0, dtype=torch.bool, device=device)
-        self.pending = torch.zeros(*batch_shape, 0, dtype=torch.bool, device=device)
-        self.scorer_inputs: list[torch.Tensor] = []
-
-    def append(self, key, value, position: int, role) -> None:
-        """Add one token per (batch, head): key [..., d], value [..., d_v], role [...]. A role of None
-        means "not known yet": the entry is held as a pending GLOBAL. A known role is also given to every
-        pending entry (the token ends its chunk, whose role it carries)."""
-        pending = role is None
-        if pending:
-            role = self.positions.new_full(self.positions.shape[:-1], GLOBAL)
-        else:
-            self.roles = torch.where(self.pending, role[..., None], self.roles)
-            self.pending = torch.zeros_like(self.pending)
-        self.keys = torch.cat([self.keys, key[..., None, :]], dim=-2)
-        self.values = torch.cat([self.values, value[..., None, :]], dim=-2)
-        self.positions = F.pad(self.positions, (0, 1), value=position)
-        self.roles = torch.cat([self.roles, role[..., None]], dim=-1)
-        self.received = F.pad(self.received, (0, 1))
-        self.valid = F.pad(self.valid, (0, 1), value=True)
-        self.pending = F.pad(self.pending, (0, 1), value=pending)
-
-    def attend(self, query: torch.Tensor) -> torch.Tensor:
-        """Softmax attention of one query per (batch, head), [..., d], over the valid entries."""
-        scores = (self.keys @ query[..., :, None])[..., 0] / math.sqrt(query.shape[-1])  # (..., C)
-        weights = scores.masked_fill(~self.valid, float("-inf")).softmax(dim=-1)
-        self.received = self.received + weights
-        return (weights[..., None, :] @ self.values)[..., 0, :]
-
-    def keep(self, keep: torch.Tensor) -> None:
-        """Evict every entry where `keep` is False, then compact the storage."""
-        self.valid = self.valid & keep
-        order = torch.sort((~self.valid).to(torch.int8), dim=-1, stable=True).indices  # valid entries first
-        length = int(self.valid.sum(dim=-1).max()) if self.valid.numel() else 0
-        order = order[..., :length]
-        for name in ("positions", "roles", "received", "valid", "pending"):
-            setattr(self, name, getattr(self, name).gather(-1, order))
-        for name in ("keys", "values"):
-            tensor = getattr(self, name)
-            setattr(self, name, tensor.gather(-2, order[..., None].expand(*order.shape, tensor.shape[-1])))
-
-    def sizes(self) -> torch.Tensor:
-        return self.valid.sum(dim=-1)
-
-
-class EvictionPolicy:
-    """Decides, after each decoding step t, which cache entries to keep (kvpress-style: one small object
-    per policy behind one interface). `keep(cache, t)` returns a bool tensor shaped like `cache.valid`."""
-
-    name = "policy"
-
-    def keep(self, cache: KVCache, t: int) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class FullCache(EvictionPolicy):
-    """Keep everything: dense attention."""
-
-    name = "full cache"
-
-    def keep(self, cache, t):
-        return torch.ones_like(cache.valid)
-
-
-class NAtSPolicy(EvictionPolicy):
-    """Evict by role: a new GLOBAL frees every LOCAL before it (their span ends at it); a SLIDING entry leaves
-    once W queries after it have seen it. Pending entries (a chunk whose role is not known yet) stay; a
-    chunk found GLOBAL frees the LOCALs before it once its last token has been read."""
-
-    name = "NAtS"
-
-    def __init__(self, window: int):
-        check_window(window)
-        self.window = window
-
-    def keep(self, cache, t):
-        newest = (cache.positions == t).long().argmax(-1, keepdim=True)
-        newest_role = cache.roles.gather(-1, newest).masked_fill(cache.pending.gather(-1, newest), -1)
-        closed = (cache.roles == LOCAL) & (cache.positions < t) & (newest_role == GLOBAL)
-        expired = (cache.roles == SLIDING) & (t + 1 - cache.positions > self.window)
-        return ~(closed | expired)
-
-
-class SlidingWindowWithSinks(EvictionPolicy):
-    """StreamingLLM: the first `n_sinks` tokens plus the most recent ones, `budget` entries in all."""
-
-    name = "sliding window + sinks"
-
-    def __init__(self, budget: int, n_sinks: int = 1):
-        check_budget(budget)
-        check_count("n_sinks", n_sinks, minimum=0)
-        if n_sinks >= budget:
-            raise ValueError(f"n_sinks: expected fewer than budget={budget} sinks, got {n_sinks}")
-        self.budget, self.n_sinks = budget, n_sinks
-
-    def keep(self, cache, t):
-        recent = t + 1 - (self.budget - self.n_sinks)
-        return (cache.positions < self.n_sinks) | (cache.positions >= recent)
-
-
-class HeavyHitters(EvictionPolicy):
-    """H2O: the `budget − budget // 2` most recent tokens plus the `budget // 2` older ones that have received
-    the most attention so far."""
-
-    name = "H2O"
-
-    def __init__(self, budget: int):
-        check_budget(budget)
-        self.budget = budget
-
-    def keep(self, cache, t):
-        n_heavy = self.budget // 2
-        recent = cache.positions >= t + 1 - (self.budget - n_heavy)
-        candidates = cache.valid & ~recent
-        if n_heavy == 0 or not candidates.any():
-            return recent
-        score = cache.received.masked_fill(~candidates, float("-inf"))
-        top = score.topk(min(n_heavy, score.shape[-1]), dim=-1).indices
-        heavy = torch.zeros_like(recent).scatter(-1, top, True) & candidates
-        return recent | heavy
-
-
-def cache_step(cache: KVCache, policy: EvictionPolicy, q, k, v, t: int, role) -> torch.Tensor:
-    """One decoding step at position t, for one token per (batch, head): its key k [..., d], value
-    v [..., d_v] and role [...] (None while its chunk is incomplete: `KVCache.append`) join the cache, its
-    query q [..., d] attends over what the cache holds, then `policy` evicts. Returns the attention output
-    [..., d_v]. Every decoder (`decode` here, a model's `TinyTransformer.decode` and `generate`) runs its
-    caches through this one step."""
-    cache.append(k, v, t, role)
-    out = cache.attend(q)
-    cache.keep(policy.keep(cache, t))
-    return out
-
-
-def decode(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, policy: EvictionPolicy, roles=None, chunk: int = 1
-):
-    """Token-by-token attention through a `KVCache` managed by `policy`.
-
-    q, k [..., N, d], v [..., N, d_v]; `roles` [..., N] (stored with each entry; NAtS needs them), alike
-    inside each chunk of `chunk` tokens and revealed to the cache only at a chunk's last token.
-    Each step is `cache_step`: the token's K/V join the cache, query t attends over what the cache holds,
-    then the policy evicts. Returns (out [..., N, d_v], cache_sizes [..., N]: entries held after each
-    step)."""
-    if q.shape != k.shape or k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            f"q, k, v: expected [..., N, d] and v [..., N, d_v], got {tuple(q.shape)}, "
-            f"{tuple(k.shape)}, {tuple(v.shape)}"
-        )
-    n = q.shape[-2]
-    if roles is None:
-        roles = torch.full(q.shape[:-1], SLIDING, dtype=torch.long, device=q.device)
-    check_roles(roles)
-    if roles.shape != q.shape[:-1]:
-        raise ValueError(
-            f"roles: expected shape {tuple(q.shape[:-1])} (one per token), got {tuple(roles.shape)}"
-        )
-    check_chunk_roles("roles", roles, chunk)
-    cache = KVCache(q.shape[:-2], k.shape[-1], v.shape[-1], v.dtype, v.device)
-    outputs, sizes = [], []
-    for t in range(n):
-        role = roles[..., t] if (t + 1) % chunk == 0 else None
-        outputs.append(cache_step(cache, policy, q[..., t, :], k[..., t, :], v[..., t, :], t, role))
-        sizes.append(cache.sizes())
-    return torch.stack(outputs, dim=-2), torch.stack(sizes, dim=-1)
-
-
-def decode_with_cache(q, k, v, roles, window: int, chunk: int = 1):
-    """NAtS decoding: `decode` with role-based eviction. `out` equals `masked_attention(q, k, v,
-    nats_mask(roles, window, chunk))` and `cache_sizes[t]` is the number of keys some query after t still
-    sees."""
-    return decode(q, k, v, NAtSPolicy(window), roles, chunk)

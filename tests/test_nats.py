@@ -5,32 +5,10 @@ import dataclasses
 
 import pytest
 import torch
+from nats_helpers import brute_force_chunk_mask, brute_force_mask, chunk_roles, rand, random_roles
 
 from fastattn_lib import nats
 from fastattn_lib.nats import GLOBAL, LOCAL, SLIDING
-
-
-def random_roles(*shape, seed=0):
-    return torch.randint(0, 3, shape, generator=torch.Generator().manual_seed(seed))
-
-
-def rand(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def brute_force_mask(roles, window):
-    """The definition, one entry at a time."""
-    n = len(roles)
-    mask = torch.zeros(n, n, dtype=torch.bool)
-    for i in range(n):
-        for j in range(i + 1):
-            later = [k for k in range(j, n) if roles[k] == GLOBAL]
-            end = later[0] if later else n
-            role = int(roles[j])
-            mask[i, j] = (
-                role == GLOBAL or (role == LOCAL and i <= end) or (role == SLIDING and i - j <= window)
-            )
-    return mask
 
 
 @pytest.mark.parametrize("window", [0, 1, 3, 8])
@@ -150,68 +128,6 @@ def test_nats_attention_is_an_immutable_validated_value():
         attention(q, q, q, causal=False, roles=torch.eye(3)[[0, 2, 2, 1, 2]])
 
 
-def test_decode_runs_its_cache_through_cache_step():
-    """`decode` is `cache_step` in a loop: the same loop written by hand gives the same outputs and cache."""
-    roles = random_roles(3, 16, seed=5)
-    roles[..., 0] = GLOBAL
-    q, k, v = rand(3, 16, 8, seed=1), rand(3, 16, 8, seed=2), rand(3, 16, 4, seed=3)
-    policy = nats.NAtSPolicy(2)
-    out, sizes = nats.decode(q, k, v, policy, roles)
-    cache = nats.KVCache((3,), 8, 4, torch.float32, "cpu")
-    for t in range(16):
-        assert torch.equal(
-            nats.cache_step(cache, policy, q[:, t], k[:, t], v[:, t], t, roles[:, t]), out[:, t]
-        )
-        assert torch.equal(cache.sizes(), sizes[:, t])
-    assert torch.allclose(out, nats.masked_attention(q, k, v, nats.nats_mask(roles, 2)), atol=1e-5)
-
-
-@pytest.mark.parametrize("window", [0, 1, 4])
-def test_decode_with_cache_equals_masked_attention_and_holds_exactly_what_later_queries_see(window):
-    roles = random_roles(2, 3, 30, seed=window)
-    roles[..., 0] = GLOBAL
-    q, k, v = rand(2, 3, 30, 8, seed=1), rand(2, 3, 30, 8, seed=2), rand(2, 3, 30, 5, seed=3)
-    mask = nats.nats_mask(roles, window)
-    out, sizes = nats.decode_with_cache(q, k, v, roles, window)
-    assert torch.allclose(out, nats.masked_attention(q, k, v, mask), atol=1e-5)
-    # after step t the cache holds the keys j ≤ t that some query i > t still sees (one more token appended,
-    # whose role does not matter: no role of token i changes what query i sees)
-    extended = nats.nats_mask(torch.cat([roles, torch.full_like(roles[..., :1], SLIDING)], dim=-1), window)
-    for t in range(roles.shape[-1]):
-        needed = extended[..., t + 1 :, : t + 1].any(dim=-2).sum(-1)
-        assert torch.equal(sizes[..., t], needed)
-
-
-def test_full_cache_is_dense_attention_and_grows_linearly():
-    q, k, v = rand(4, 20, 8, seed=1), rand(4, 20, 8, seed=2), rand(4, 20, 3, seed=3)
-    out, sizes = nats.decode(q, k, v, nats.FullCache())
-    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-    assert torch.allclose(out, dense, atol=1e-5)
-    assert torch.equal(sizes[0], torch.arange(1, 21))
-
-
-def test_sliding_window_with_sinks_keeps_the_first_tokens_and_a_recent_window():
-    q, k, v = rand(20, 8, seed=1), rand(20, 8, seed=2), rand(20, 3, seed=3)
-    out, sizes = nats.decode(q, k, v, nats.SlidingWindowWithSinks(budget=6, n_sinks=2))
-    assert sizes.max() == 6 and sizes[-1] == 6
-    i, j = torch.arange(20)[:, None], torch.arange(20)[None, :]
-    seen = (j <= i) & ((j < 2) | (i - j <= 4))  # the 6 entries kept after step i − 1, and token i itself
-    assert torch.allclose(out, nats.masked_attention(q, k, v, seen), atol=1e-5)
-
-
-def test_heavy_hitters_keep_the_most_attended_old_tokens_within_budget():
-    k = rand(30, 8, seed=2)
-    q = k[3].expand(30, 8).clone()  # every query attends mostly to token 3
-    v = rand(30, 3, seed=3)
-    policy = nats.HeavyHitters(budget=6)
-    _, sizes = nats.decode(q, k, v, policy)
-    assert sizes.max() <= 6
-    cache = nats.KVCache((), 8, 3, torch.float32, "cpu")
-    for t in range(30):
-        nats.cache_step(cache, policy, q[t], k[t], v[t], t, torch.tensor(SLIDING))
-    assert 3 in cache.positions.tolist()
-
-
 def test_bad_input_is_refused_with_the_argument_named():
     with pytest.raises(ValueError, match="roles"):
         nats.nats_mask(torch.tensor([0, 3, 1]), 2)
@@ -232,32 +148,6 @@ def test_bad_input_is_refused_with_the_argument_named():
 
 
 # ---- chunks: one role per C consecutive tokens ------------------------------------------------------------
-
-
-def chunk_roles(n, chunk, *batch, seed=0):
-    """Roles alike inside each chunk of `chunk` tokens (a shorter last chunk when chunk ∤ n), first GLOBAL."""
-    per_chunk = random_roles(*batch, -(-n // chunk), seed=seed)
-    per_chunk[..., 0] = GLOBAL
-    return per_chunk.repeat_interleave(chunk, dim=-1)[..., :n]
-
-
-def brute_force_chunk_mask(roles, window, chunk):
-    """The chunked definition written over chunks, one entry at a time: a query sees the earlier tokens of
-    its own chunk; a LOCAL chunk b stays visible to query chunk a while no chunk strictly between is
-    GLOBAL; a SLIDING token to the queries within W tokens; a GLOBAL token always."""
-    n = len(roles)
-    by_chunk = [int(roles[c * chunk]) for c in range(-(-n // chunk))]
-    mask = torch.zeros(n, n, dtype=torch.bool)
-    for i in range(n):
-        for j in range(i + 1):
-            a, b, role = i // chunk, j // chunk, by_chunk[j // chunk]
-            mask[i, j] = (
-                a == b
-                or role == GLOBAL
-                or (role == LOCAL and GLOBAL not in by_chunk[b + 1 : a])
-                or (role == SLIDING and i - j <= window)
-            )
-    return mask
 
 
 @pytest.mark.parametrize("chunk, window", [(1, 2), (2, 0), (3, 1), (4, 5), (8, 3)])
@@ -305,28 +195,6 @@ def test_soft_mask_and_its_gradient_match_the_formula_written_out(chunk):
     theirs = torch.autograd.grad((brute_force_soft_mask(one_hot, 2, chunk) * weights).sum(), logits)[0]
     assert torch.allclose(nats.soft_mask(one_hot, 2, chunk), brute_force_soft_mask(one_hot, 2, chunk))
     assert torch.allclose(ours, theirs) and ours.abs().sum() > 0
-
-
-@pytest.mark.parametrize("chunk, window", [(2, 1), (4, 2), (4, 6), (5, 3)])
-def test_chunked_decoding_equals_the_chunked_mask_and_holds_what_later_queries_see(chunk, window):
-    """While a chunk is incomplete its tokens are held (as GLOBAL); its role, known at its last token,
-    then decides. Decoding reproduces masked attention with the chunked mask, and after step t the cache
-    holds exactly the keys some later query sees."""
-    n = 6 * chunk
-    roles = chunk_roles(n, chunk, 2, 3, seed=chunk + window)
-    q, k, v = rand(2, 3, n, 8, seed=1), rand(2, 3, n, 8, seed=2), rand(2, 3, n, 5, seed=3)
-    out, sizes = nats.decode_with_cache(q, k, v, roles, window, chunk)
-    mask = nats.nats_mask(roles, window, chunk)
-    assert torch.allclose(out, nats.masked_attention(q, k, v, mask), atol=1e-5)
-    # one more token (a chunk of its own, any role) makes the row of the next query after the last step
-    extended = nats.nats_mask(torch.cat([roles, torch.full_like(roles[..., :1], SLIDING)], -1), window, chunk)
-    for t in range(n):
-        assert torch.equal(sizes[..., t], extended[..., t + 1 :, : t + 1].any(dim=-2).sum(-1))
-    all_sliding = torch.full((n,), SLIDING).index_fill(0, torch.arange(chunk), GLOBAL)
-    _, sizes = nats.decode_with_cache(q[0, 0], k[0, 0], v[0, 0], all_sliding, 0, chunk)
-    assert sizes[chunk - 1] == chunk  # the GLOBAL first chunk, held whole
-    assert sizes[2 * chunk - 2] == chunk + chunk - 1  # its next chunk, incomplete, held entirely
-    assert sizes[2 * chunk - 1] == chunk  # complete and SLIDING with W = 0: gone at once
 
 
 def test_chunk_of_one_is_the_per_token_rule():
