@@ -15,9 +15,10 @@
 - `models`      one tiny transformer for every experiment, its attention given per layer.
 - `training`    the softmax surrogate, fine-tuning into ANNA, checkpoints and the error grids (a package).
 - `mpc`         the MPC model, its protocols, and transformers that execute them (a package).
-- `kv_cache`    decoding token by token through an evicting KV cache; the policies (full, NAtS, StreamingLLM, H2O).
 - `nats`        NAtS roles, masks, the role scorer, the sparsity term and the NAtS attention kind.
-- `nats_experiment`  the records-and-queries experiment comparing NAtS with StreamingLLM and H2O.
+- `kv_cache`    token-by-token decoding through an evicting KV cache; its policies (NAtS, StreamingLLM, H2O).
+- `nats_experiment`  the records-and-queries experiment: NAtS fine-tuned with the backbone, and the baselines.
+- `nats_frozen` the same with the backbone frozen (only the role scorers train), baselines on its weights.
 - `data`        the shipped test sets and checkpoints, verified against their manifest.
 - `bench/`      `python -m fastattn_lib.bench`: ANNA's speed and memory against its peers (a package).
 - `gpu_check`   `make gpu-check`: the CUDA tests, panels and benchmark on a GPU machine.
