@@ -31,3 +31,21 @@ def test_distilled_panel_redraws():
     assert panel.last_error is None and panel.n_updates == 2
     assert not np.array_equal(before, np.array(panel.figures[1].data[0].z))
     assert "ℓ = 1" in panel.figures[1].layout.title.text
+
+
+def test_weight_copy_figure_draws_shares_and_errors_per_beta():
+    from fastattn_lib import data, training
+    from fastattn_lib.training import diagnosis
+
+    x, y = data.load_test_set("match2")
+    x, y = x[:16], y[:16]
+    model = training.load_pretrained("match2", 10.0, "surrogate", "cpu")
+    measured = {10.0: diagnosis.diagnose(model, 10.0, x, y, seeds=range(2))}
+    shares = {10.0: diagnosis.share_by_tables(model, x, (1, 8), seeds=range(2))}
+    figure = training_panels.weight_copy_figure(measured, shares, (1, 8))
+    lines = [trace for trace in figure.data if trace.type == "scatter"]
+    bars = [trace for trace in figure.data if trace.type == "bar"]
+    assert list(lines[0].y) == list(shares[10.0]) and lines[1].y[0] == measured[10.0]["softmax"].partner_share
+    assert [bar.y[0] for bar in bars] == [
+        measured[10.0][kind].error for kind in ("softmax", "anna", "partners only")
+    ]

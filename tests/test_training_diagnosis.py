@@ -66,3 +66,16 @@ def test_diagnose_refuses_bad_hashing():
     x, y = data.load_test_set("match2")
     with pytest.raises(ValueError, match="n_tables"):
         diagnosis.diagnose(model, 10.0, x[:2], y[:2], n_tables=0)
+
+
+def test_error_causes_split_every_wrong_position_once():
+    x, y = data.load_test_set("match2")
+    x, y = x[:64], y[:64]
+    model = training.load_pretrained("match2", 10.0, "surrogate", "cpu")
+    anna = Anna(2, 1, seed=1, impl="dense")
+    causes = diagnosis.error_causes(model, anna, x, y)
+    total = round(training.error_rate(model.with_attention(anna), x, y) * y.numel())
+    assert causes.missed + causes.diluted + causes.false_alarm == total > 0
+    assert causes.missed > 0  # two tables of the copied weights miss partners
+    fine_tuned = training.load_pretrained("match2", 10.0, device="cpu")
+    assert diagnosis.error_causes(fine_tuned, Anna(8, 1, seed=0, impl="dense"), x, y).missed == 0

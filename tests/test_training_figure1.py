@@ -22,13 +22,22 @@ def test_reproduce_writes_checkpoints_results_and_manifest(tmp_path):
     assert training.anna_error(model, x, y, 8, 1, n_draws=1, impl="dense") == run["distilled_grid"][7][0]
 
 
-def test_shipped_match2_headline_ell_8_z_1_at_most_one_percent():
-    """The paper's claim, from the shipped checkpoint: ℓ = 8, z = 1, 10 hash draws, ≤ 1 % test error."""
-    model = training.load_pretrained("match2", 10.0, device="cpu")
+def test_shipped_match2_at_ell_8_z_1_per_hash_draw():
+    """The paper's Match2 result is zero test error (ℓ = 8, z = 1, 256 test sequences). Recomputed per hash
+    draw from the best shipped checkpoint: at most 0.1 % of the positions wrong on average and some draws
+    with no error at all; the shipped table holds exactly that mean. (Our aim of no error in at least 5 of
+    the 10 draws is not reached: the remaining errors are other keys diluting the partner, see
+    `training.diagnosis.error_causes`.)"""
+    runs = training.load_results("match2")["runs"]
+    best = min(runs, key=lambda run: run["distilled_grid"][7][0])
+    model = training.load_pretrained("match2", best["beta"], device="cpu")
     x, y = data.load_test_set("match2")
-    error = training.anna_error(model, x, y, 8, 1, impl="dense")
-    assert error <= 0.01
-    assert error == training.load_results("match2")["runs"][-1]["distilled_grid"][7][0]
+    assert len(x) == 256
+    errors = training.anna_errors(model, x, y, 8, 1, n_draws=10, impl="dense")
+    wrong = [round(error * y.numel()) for error in errors]
+    assert sum(errors) / 10 <= 0.001, f"positions wrong per draw: {wrong}"
+    assert any(count == 0 for count in wrong), f"positions wrong per draw: {wrong}"
+    assert sum(errors) / 10 == best["distilled_grid"][7][0]
 
 
 def test_shipped_results_tables_recompute_from_the_shipped_checkpoints():

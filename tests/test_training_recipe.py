@@ -25,8 +25,11 @@ def test_learning_rate_stays_then_falls_along_a_half_cosine_to_zero():
     assert factor(10, 10, 4) == pytest.approx(0.0) and factor(12, 10, 4) == pytest.approx(0.0)
     falling = [factor(step, 10, 4) for step in range(6, 11)]
     assert all(a > b for a, b in zip(falling, falling[1:], strict=False))
+    assert factor(0, 4, 10) == 1.0 and factor(4, 4, 10) == pytest.approx(
+        0.0
+    )  # a short phase decays throughout
     with pytest.raises(ValueError, match="finetune_decay_steps"):
-        training.TrainConfig(finetune_steps=10, finetune_decay_steps=11)
+        training.TrainConfig(finetune_decay_steps=-1)
 
 
 def test_train_runs_every_phase_and_returns_a_softmax_model(tiny_run):

@@ -138,3 +138,27 @@ def summary(measured: dict) -> str:
             f"error {soft.error:.1%} (softmax), {anna.error:.1%} (ANNA), {clean.error:.1%} (partners only)"
         )
     return "\n".join(lines)
+
+
+@dataclass
+class ErrorCauses:
+    """Where a Match2 model run with one ANNA draw goes wrong, in positions."""
+
+    missed: int  # the token has a partner j ≠ i, but no partner collided with the query
+    diluted: int  # a partner collided, yet the prediction is wrong
+    false_alarm: int  # no partner j ≠ i, predicted wrongly
+
+
+def error_causes(model, attention, x: torch.Tensor, y: torch.Tensor) -> ErrorCauses:
+    """Split the wrong positions of `model` run with `attention` by whether ANNA met a partner key."""
+    partners = partner_mask(x, model.config.vocab_size)
+    has_partner = partners.any(-1)
+    q, k = first_layer_qk(model, x)
+    with torch.no_grad():
+        met = ((attention.weights(q, k)[:, 0] > 0) & partners).any(-1)
+        wrong = model.with_attention(attention)(x).argmax(-1) != y
+    return ErrorCauses(
+        missed=int((wrong & has_partner & ~met).sum()),
+        diluted=int((wrong & has_partner & met).sum()),
+        false_alarm=int((wrong & ~has_partner).sum()),
+    )

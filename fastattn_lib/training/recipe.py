@@ -109,7 +109,7 @@ class TrainConfig:
     steps: int = 5_000  # softmax surrogate at temperature β (the paper: 20 000; ours is at 0 error by 2 000)
     kernel_steps: int = 1_000  # q, k trained through ANNA's many-table limit (collision kernel)
     finetune_steps: int = 2_000  # trained through ANNA itself (straight-through), fresh hashes every step
-    # the last steps of the ANNA phase, over which its learning rate falls to 0 along a half cosine
+    # the last steps of the ANNA phase (at most all of them): its learning rate falls to 0 on a half cosine
     finetune_decay_steps: int = 0
     n_tables: tuple[int, ...] = (8,)  # ℓ for the ANNA fine-tuning, one per layer (or one for all)
     n_hashes: int = 1  # z for the collision kernel and the ANNA fine-tuning
@@ -134,11 +134,6 @@ class TrainConfig:
             check_count(name, getattr(self, name))
         for ell in self.n_tables:
             check_count("n_tables", ell)
-        if self.finetune_decay_steps > self.finetune_steps:
-            raise ValueError(
-                f"finetune_decay_steps: expected at most finetune_steps = {self.finetune_steps}, "
-                f"got {self.finetune_decay_steps}"
-            )
         n_layers = TASKS[self.task]["model"]["n_layers"]
         if len(self.n_tables) not in (1, n_layers):
             raise ValueError(
@@ -210,7 +205,9 @@ def build_model(task: str, beta: float, seed: int = 0, device="auto") -> TinyTra
 
 def learning_rate_factor(step: int, steps: int, decay_steps: int) -> float:
     """The learning rate's multiplier for step `step` (0-based) of `steps`: 1, then over the last
-    `decay_steps` a half cosine from 1 down to 0 (reached once the phase is over)."""
+    `decay_steps` (all of them if there are fewer) a half cosine from 1 down to 0, reached once the phase
+    is over."""
+    decay_steps = min(decay_steps, steps)
     into = step - (steps - decay_steps)
     if decay_steps == 0 or into < 0:
         return 1.0
