@@ -15,8 +15,9 @@ the recipe below is our reading of that step, and what we add to it:
    through the collision kernel (ANNA with infinitely many tables), then a phase through ANNA itself with
    fresh hash functions every step and a straight-through gradient for q and k, so that the MLP learns to
    read ANNA's mixtures; for Match2 its learning rate falls to 0 over the last two thirds of the phase.
-   This aims at the paper's reported Match2 result (no errors at ℓ = 8, z = 1; the shipped results table
-   and `tests/test_training_figure1.py` say how close the shipped model gets). Induction heads need
+   This approaches the paper's reported Match2 result (no errors at ℓ = 8, z = 1): some hash draws make
+   no error, the others a few, all from other keys diluting the partner (`diagnosis.error_causes`; the
+   shipped results table has the means). Induction heads need
    one more idea: the kernel for the ℓ ANNA will have (`kernel_tables`), which also counts the rows where
    no key is likely to collide, both for the kernel phase and for the straight-through gradient.
 4. **Evaluation.** Error = fraction of positions whose arg-max prediction is wrong, on the fixed 256-sample
