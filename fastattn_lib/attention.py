@@ -131,6 +131,14 @@ def _has_heads(q) -> bool:
     return q.dim() >= 4  # [batch, heads, N, m]
 
 
+def _hashed_weights(kind, q, k, causal: bool) -> torch.Tensor:
+    """The matrix an `Anna` or `StraightThroughAnna` applies: ANNA's collision-count weights."""
+    heads = _has_heads(q)
+    return anna_weights(
+        q, k, kind.n_tables, kind.n_hashes, kind.family, kind.seed, causal, None, heads, kind.rotation
+    )
+
+
 @dataclass(frozen=True)
 class Softmax:
     """softmax(β·q̂·k̂ᵀ)·v; β = `beta` > 0 is the inverse temperature. `normalize=False` skips the unit
@@ -175,18 +183,7 @@ class Anna:
         )  # fmt: skip
 
     def weights(self, q, k, causal: bool = False) -> torch.Tensor:
-        return anna_weights(
-            q,
-            k,
-            self.n_tables,
-            self.n_hashes,
-            self.family,
-            self.seed,
-            causal,
-            None,
-            _has_heads(q),
-            self.rotation,
-        )
+        return _hashed_weights(self, q, k, causal)
 
 
 @dataclass(frozen=True)
@@ -240,18 +237,7 @@ class StraightThroughAnna:
         )  # fmt: skip
 
     def weights(self, q, k, causal: bool = False) -> torch.Tensor:
-        return anna_weights(
-            q,
-            k,
-            self.n_tables,
-            self.n_hashes,
-            self.family,
-            self.seed,
-            causal,
-            None,
-            _has_heads(q),
-            self.rotation,
-        )
+        return _hashed_weights(self, q, k, causal)
 
 
 @dataclass(frozen=True)
