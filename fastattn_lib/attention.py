@@ -131,6 +131,14 @@ def _has_heads(q) -> bool:
     return q.dim() >= 4  # [batch, heads, N, m]
 
 
+def _check_hashed(kind) -> None:
+    """The fields `Anna` and `StraightThroughAnna` share: ℓ, z, impl, family, seed and rotation."""
+    check_hashing(kind.n_tables, kind.n_hashes, kind.impl)
+    check_family(kind.family)
+    check_seed(kind.seed)
+    check_rotation(kind.rotation, kind.family)
+
+
 def _hashed_weights(kind, q, k, causal: bool) -> torch.Tensor:
     """The matrix an `Anna` or `StraightThroughAnna` applies: ANNA's collision-count weights."""
     heads = _has_heads(q)
@@ -171,10 +179,7 @@ class Anna:
     rotation: str = "dense"
 
     def __post_init__(self):
-        check_hashing(self.n_tables, self.n_hashes, self.impl)
-        check_family(self.family)
-        check_seed(self.seed)
-        check_rotation(self.rotation, self.family)
+        _check_hashed(self)
 
     def __call__(self, q, k, v, causal: bool = False) -> torch.Tensor:
         return anna_attention(
@@ -202,8 +207,6 @@ class CollisionKernel:
             check_count("n_tables", self.n_tables)
 
     def __call__(self, q, k, v, causal: bool = False) -> torch.Tensor:
-        if q.shape[-2] == 0:
-            return _empty_queries(q, v)
         return collision_kernel_attention(q, k, v, self.n_hashes, self.family, causal, self.n_tables)
 
     def weights(self, q, k, causal: bool = False) -> torch.Tensor:
@@ -224,11 +227,8 @@ class StraightThroughAnna:
     rotation: str = "dense"
 
     def __post_init__(self):
-        check_hashing(self.n_tables, self.n_hashes, self.impl)
-        check_family(self.family)
-        check_seed(self.seed)
+        _check_hashed(self)
         check_choice("finite_kernel", self.finite_kernel, (True, False))
-        check_rotation(self.rotation, self.family)
 
     def __call__(self, q, k, v, causal: bool = False) -> torch.Tensor:
         return straight_through_anna(

@@ -100,7 +100,7 @@ class Block(nn.Module):
 
     def attend(self, x: torch.Tensor, attention, roles=None) -> torch.Tensor:
         q, k, v = self.attention.split_heads(x)  # (B, H, N, dh) each
-        extra = {"roles": roles} if getattr(attention, "reads_roles", False) else {}
+        extra = {} if roles is None else {"roles": roles}  # only an attention that reads roles gets them
         return self.attention.merge_heads(attention(q, k, v, causal=self.causal, **extra))
 
     def forward(self, h: torch.Tensor, attention):
