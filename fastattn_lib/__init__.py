@@ -22,6 +22,7 @@
 - `data`        the shipped test sets and checkpoints, verified against their manifest.
 - `bench/`      `python -m fastattn_lib.bench`: ANNA's speed and memory against its peers (a package).
 - `gpu_check`   `make gpu-check`: the CUDA tests, panels and benchmark on a GPU machine.
+- `exercises/`  the notebooks' exercises, one module per topic; `check(name, answer)` and `claim(words, ok)`.
 - `notebooks`   runs the notebooks headless (papermill) and strips their outputs.
 - `panels/`     one module per notebook: pure update functions, figures and the widgets built on them.
 """

@@ -1,63 +1,13 @@
-"""Reader exercises with checked answers, and the one-line claims the notebooks assert.
-
-Each notebook poses a few exercises: a cell tagged `exercise` where the reader writes an answer (a number to
-predict, a function to write, a setting to find), a cell tagged `solution` (collapsed in the rendered book;
-the committed notebook runs it, so the tests execute every check), and `check(name, answer)`, which prints a
-confirmation or raises AssertionError with a hint. A missing or ill-typed answer gets the hint too, never a
-traceback from deep inside the library.
-
-`EXERCISES` maps a name to an `Exercise`: its one-line prompt, the notebook it belongs to, how to judge an
-answer, the hint, a reference solution and answers that must be rejected (both used by the tests).
-
-`claim(words, condition)` is how a notebook asserts what it teaches: one readable line per claim.
-"""
+"""Notebook 01's exercises: collision probabilities, a hyperplane hash, tables for a target recall."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 
-from . import collisions
-
-
-def claim(words: str, condition) -> None:
-    """Assert one thing the notebook teaches; fail with the claim in words when it stops being true."""
-    if not bool(condition):
-        raise AssertionError(f"the notebook claims: {words} — and that no longer holds")
-
-
-@dataclass(frozen=True)
-class Exercise:
-    notebook: str
-    prompt: str
-    hint: str
-    judge: Callable[[object], bool]  # True when the answer is right; may raise on a malformed answer
-    solution: Callable[[], object]  # a reference answer
-    wrong: tuple = field(default_factory=tuple)  # answers that must be rejected
-
-
-def _close_to(expected: float, tolerance: float) -> Callable[[object], bool]:
-    def judge(answer) -> bool:
-        return (
-            isinstance(answer, (int, float))
-            and not isinstance(answer, bool)
-            and abs(answer - expected) <= tolerance
-        )
-
-    return judge
-
-
-def _equals(expected: int) -> Callable[[object], bool]:
-    def judge(answer) -> bool:
-        return isinstance(answer, int) and not isinstance(answer, bool) and answer == expected
-
-    return judge
-
-
-# ---- notebook 01: locality-sensitive hashing ---------------------------------------------------------------
+from .. import collisions
+from .core import Exercise, close_to, equals
 
 
 def _hyperplane_bucket_reference(x: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
@@ -86,7 +36,7 @@ EXERCISES: dict[str, Exercise] = {
         "ℓ = 4 tables of z = 2 hyperplane hashes (within 0.01).",
         hint="One hyperplane separates them with probability θ/π, so p = 1 − θ/π; a table needs all z "
         "hashes to agree (p^z), and some table of ℓ must: 1 − (1 − p^z)^ℓ.",
-        judge=_close_to(
+        judge=close_to(
             collisions.collision_probability(math.pi / 3, "hyperplane", n_hashes=2, n_tables=4), 0.01
         ),
         solution=lambda: 1 - (1 - (1 - 1 / 3) ** 2) ** 4,
@@ -112,7 +62,7 @@ EXERCISES: dict[str, Exercise] = {
         "collides in some table with probability at least 0.9.",
         hint="Solve 1 − (1 − p^z)^ℓ ≥ 0.9 for ℓ with p = 1 − 45°/180°: ℓ ≥ ln(0.1) / ln(1 − p^z), "
         "rounded up.",
-        judge=_equals(_smallest_tables(math.pi / 4, 3, 0.9)),
+        judge=equals(_smallest_tables(math.pi / 4, 3, 0.9)),
         solution=lambda: _smallest_tables(math.pi / 4, 3, 0.9),
         wrong=(
             None,
@@ -127,27 +77,8 @@ EXERCISES: dict[str, Exercise] = {
         "closest of the 32 signed axes) gives two orthogonal unit vectors the same value (within 0.001).",
         hint="For orthogonal x and y, Ax and Ay are independent Gaussian vectors: the two signed axes are "
         "independent and uniform over 2·m values, so they agree with probability 1/(2m).",
-        judge=_close_to(1 / 32, 0.001),
+        judge=close_to(1 / 32, 0.001),
         solution=lambda: 1 / (2 * 16),
         wrong=(None, 1 / 16, 0.5, 0),
     ),
 }
-
-
-def check(name: str, answer) -> None:
-    """Judge the reader's answer to exercise `name`: print a confirmation, or raise AssertionError with the
-    exercise's hint (also for a missing, ill-typed or crashing answer)."""
-    if name not in EXERCISES:
-        raise ValueError(f"name: expected one of {sorted(EXERCISES)}, got {name!r}")
-    exercise = EXERCISES[name]
-    if answer is None:
-        raise AssertionError(f"No answer yet. {exercise.prompt}\nHint: {exercise.hint}")
-    try:
-        right = exercise.judge(answer)
-    except Exception as error:  # a reader's function that crashes gets the hint, not a deep traceback
-        raise AssertionError(
-            f"Your answer raised {type(error).__name__}: {error}\nHint: {exercise.hint}"
-        ) from None
-    if not right:
-        raise AssertionError(f"Not quite: {answer!r} is not right. Hint: {exercise.hint}")
-    print(f"✓ {name}: right.")
