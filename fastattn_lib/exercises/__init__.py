@@ -14,10 +14,16 @@ topic: `lsh` (01), `anna` (02), `mpc` (03), `training` (04), `nats` (05).
 
 from __future__ import annotations
 
-from . import lsh
+from . import anna, lsh, mpc, nats, training
 from .core import Exercise
 
-EXERCISES: dict[str, Exercise] = {**lsh.EXERCISES}
+EXERCISES: dict[str, Exercise] = {
+    **lsh.EXERCISES,
+    **anna.EXERCISES,
+    **mpc.EXERCISES,
+    **training.EXERCISES,
+    **nats.EXERCISES,
+}
 
 
 def claim(words: str, condition) -> None:
