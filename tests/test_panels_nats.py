@@ -66,3 +66,111 @@ def test_regimes_figure_draws_both_tables_side_by_side():
         assert sorted(trace.x) == sorted(r["cache_fraction"] for r in rows)
     labels = [t for trace in figure.data if trace.xaxis == "x2" for t in trace.text]
     assert "λ = 0.1, C = 4" in labels and "λ = 0.5" in labels
+
+
+def test_key_lifetimes_are_the_last_query_of_each_mask_column():
+    from fastattn_lib.exercises.nats import _lifetimes_reference
+
+    for pattern, window in (("GSSLLSGSLLLSSSGS", 2), ("GLLL", 0), ("S", 3), ("GSLSLGSL", 5)):
+        ends = nats_panels.key_lifetimes(nats_panels.parse_roles(pattern), window)
+        assert ends.tolist() == _lifetimes_reference(pattern, window)
+
+
+def test_lifetime_figure_draws_one_bar_per_key_coloured_by_role():
+    pattern, window = "GSSLLSGSLLLSSSGS", 2
+    figure = nats_panels.lifetime_figure(pattern, window)
+    ends = nats_panels.key_lifetimes(nats_panels.parse_roles(pattern), window)
+    assert [trace.marker.color for trace in figure.data] == list(nats_panels.ROLE_COLOURS)
+    bars = {j: (base, length) for t in figure.data for j, base, length in zip(t.y, t.base, t.x, strict=True)}
+    assert sorted(bars) == list(range(len(pattern)))
+    for j, (base, length) in bars.items():
+        assert base == j - 0.5 and base + length == ends[j] + 0.5  # from query j to its last query
+    for role, trace in enumerate(figure.data):
+        assert all(pattern[j] == "GLS"[role] for j in trace.y)
+
+
+def test_step_bounds_follow_the_pattern_and_clamp_the_step():
+    assert nats_panels.step_bounds("GLS", 7) == (2, 2)
+    assert nats_panels.step_bounds("G" * 30, 7) == (29, 7)
+    assert nats_panels.step_bounds("GL", -1) == (1, 0)
+    with pytest.raises(ValueError, match="pattern"):
+        nats_panels.step_bounds("", 0)
+
+
+def test_roles_panel_step_slider_follows_a_longer_and_a_shorter_pattern():
+    panel = nats_panels.roles_panel()  # 24 tokens, step 12
+    step = panel.controls["step"]
+    panel.controls["pattern"].value = "G" + "S" * 39
+    assert panel.last_error is None and step.max == 39
+    step.value = 39  # the last token of the longer pattern can be reached
+    assert panel.last_error is None and panel.data.step == 39 and len(panel.data.roles) == 40
+    panel.controls["pattern"].value = "GLS"
+    assert panel.last_error is None and (step.max, step.value) == (2, 2)
+    assert panel.data.step == 2 and len(panel.data.roles) == 3
+    assert np.array(panel.figures[0].data[0].z).shape == (3, 3)
+    with pytest.raises(ValueError, match="pattern"):
+        panel.controls["pattern"].value = "GXS"
+    assert panel.last_error is not None and step.max == 2  # a malformed pattern leaves the slider alone
+
+
+def test_roles_panel_redraws_when_the_window_moves():
+    panel = nats_panels.roles_panel()
+    before = np.array(panel.figures[0].data[0].z)
+    panel.controls["window"].value = 5
+    assert panel.last_error is None and panel.n_updates == 2
+    assert not np.array_equal(before, np.array(panel.figures[0].data[0].z)), "the mask should change"
+
+
+def test_policy_panel_redraws_when_the_budget_moves():
+    panel = nats_panels.policy_panel(device="cpu")
+    before = np.array(panel.figures[0].data[1].y)
+    panel.controls["budget"].value = 24
+    assert panel.last_error is None and panel.n_updates == 2
+    assert not np.array_equal(before, np.array(panel.figures[0].data[1].y)), "the baseline curve should move"
+
+
+def test_decode_against_mask_is_exact():
+    gap, sizes = nats_panels.decode_against_mask(seed=0)
+    assert gap < 1e-4 and sizes.shape == (4,) and (sizes <= 48).all()
+
+
+def test_load_or_train_gives_the_shipped_models():
+    dense, tuned, history = nats_panels.load_or_train(smoke=False, retrain=False, device="cpu")
+    assert dense.attentions != tuned.attentions == (nats.NatsAttention(8),) * 2
+    assert set(history.loss) == {"dense", "nats"}
+
+
+def test_compare_with_baselines_gives_the_baselines_a_margin():
+    tokens, answers = nats_experiment.held_out(8)
+    tuned, dense = nats_panels.shipped_model(2.0, "cpu"), nats_panels.shipped_model(None, "cpu")
+    result, budget, baselines = nats_panels.compare_with_baselines(tuned, 2.0, dense, tokens, answers)
+    assert budget == int(np.ceil(result.cache_at_last_query)) + 4 and set(baselines) == {"sliding", "h2o"}
+    assert all(r.setting == budget for r in baselines.values())
+
+
+def test_record_values_role_grid_and_chunks():
+    tokens = nats_experiment.held_out(1)[0][0]
+    values = nats_panels.record_values(tokens)
+    assert len(values) == 4 and all(int(tokens[j - 2]) == nats_experiment.MARK for j in values)
+    grid = nats_panels.role_grid(nats_panels.shipped_model(2.0, "cpu"), tokens)
+    assert grid.shape == (8, 64) and set(np.unique(grid)) <= {0, 1, 2}
+    assert nats_panels.roles_in_chunks(np.array([[0, 0, 2, 2, 1]]), 2)
+    assert not nats_panels.roles_in_chunks(np.array([[0, 1, 2, 2]]), 2)
+    rows = [{"policy": "nats", "setting": 0.1, "chunk": c} for c in (1, 4)]
+    rows.append({"policy": "h2o", "setting": 8})
+    assert sorted(nats_panels.chunk_rows(rows, 0.1)) == [1, 4]
+
+
+def test_role_summary_counts_sliding_roles_and_kept_record_values():
+    tokens = nats_experiment.held_out(4)[0]
+    model = nats_panels.shipped_model(2.0, "cpu")
+    sliding, kept = nats_panels.role_summary(model, tokens)
+    grids = [nats_panels.role_grid(model, t).reshape(2, 4, -1) for t in tokens]
+    assert sliding == pytest.approx(
+        [np.mean([(g[layer] == nats.SLIDING).mean() for g in grids]) for layer in (0, 1)]
+    )
+    values_kept = [
+        (g[1][:, nats_panels.record_values(t)] == nats.GLOBAL).any(0).all()
+        for g, t in zip(grids, tokens, strict=True)
+    ]
+    assert kept == np.mean(values_kept)

@@ -1,11 +1,17 @@
 """Notebook 05 (NAtS KV-cache pruning): painted roles and their mask, and the policy comparison panel.
 
+* `key_lifetimes` and `lifetime_figure(pattern, window)`: how long each key stays visible, as one bar per
+  token from its position to the last query that sees it, coloured by role (the lifetime diagram).
 * `roles_update(pattern, window, step)`: roles typed as letters (G, L, S), the mask they make, and what
-  the cache holds after `step`: the "paint the roles" panel.
+  the cache holds after `step`: the "paint the roles" panel (`step_bounds` keeps its step slider within
+  the typed pattern).
 * `policy_update(sparsity_weight, window, budget)`: the shipped NAtS model at λ and the dense model under
   StreamingLLM and H2O at `budget`, decoded with eviction on held-out sequences.
 * `regimes_figure(fine_tuned, frozen)`: the two training regimes side by side (accuracy against cache
   fraction), the frozen one with every policy on the same weights.
+* The notebook's longer steps as named functions: `decode_against_mask`, `load_or_train`,
+  `compare_with_baselines`, `role_grid`, `role_summary`, `record_values`, `smallest_full_recall_window`,
+  `roles_in_chunks`, `chunk_rows`.
 """
 
 from __future__ import annotations
@@ -36,6 +42,49 @@ def parse_roles(pattern: str) -> torch.Tensor:
     if not letters or bad:
         raise ValueError(f"pattern: expected letters G (global), L (local), S (sliding), got {pattern!r}")
     return torch.tensor([LETTERS[c] for c in letters])
+
+
+def key_lifetimes(roles: torch.Tensor, window: int) -> torch.Tensor:
+    """For each key j, the last query i that sees it (N − 1 when it stays to the end): [N]."""
+    mask = nats.nats_mask(roles, window)  # (N, N): a column is one run of queries from the diagonal down
+    n = mask.shape[-1]
+    return (mask * torch.arange(n)[:, None]).amax(dim=0)
+
+
+def lifetime_figure(pattern: str, window: int) -> go.Figure:
+    """The lifetime diagram: token j is a bar from query j to the last query that sees it, coloured by its
+    role; a bar that reaches the right edge stays in the cache to the end of the sequence."""
+    roles = parse_roles(pattern)
+    n, ends = len(roles), key_lifetimes(roles, window)
+    figure = go.Figure()
+    for role, name in enumerate(nats.ROLE_NAMES):
+        keys = [j for j in range(n) if roles[j] == role]
+        figure.add_bar(
+            y=keys,
+            x=[int(ends[j]) - j + 1 for j in keys],  # queries j … end, both included
+            base=[j - 0.5 for j in keys],
+            orientation="h",
+            marker={"color": ROLE_COLOURS[role]},
+            name=f"{name} ({'GLS'[role]})",
+            customdata=[int(ends[j]) for j in keys],
+            hovertemplate="key %{y}: seen by queries %{y} to %{customdata}<extra></extra>",
+        )
+    figure.update_layout(
+        title=f"how long each key stays in the cache: roles {pattern}, W = {window}",
+        xaxis={"title": "query i (decoding step)", "range": [-0.5, n - 0.5], "dtick": 2},
+        yaxis={"title": "key j", "autorange": "reversed", "dtick": 1},
+        barmode="overlay",
+        bargap=0.25,
+        width=700,
+        height=120 + 22 * n,
+    )
+    return figure
+
+
+def step_bounds(pattern: str, step: int) -> tuple[int, int]:
+    """The step slider's range for `pattern`: its last position N − 1, and `step` clamped into [0, N − 1]."""
+    last = len(parse_roles(pattern)) - 1
+    return last, min(max(step, 0), last)
 
 
 @dataclass
@@ -107,12 +156,24 @@ def draw_roles(figures, data: RolesPanelData) -> None:
 
 
 def roles_panel(pattern: str = DEFAULT_PATTERN, window: int = 2) -> Panel:
-    """Type roles, move W and the step: the mask and the cache follow."""
+    """Type roles, move W and the step: the mask and the cache follow. A newly typed pattern resets the step
+    slider's range to its length (and clamps the step) before the panel redraws."""
+    last = len(parse_roles(pattern)) - 1
     controls = {
         "pattern": widgets.Text(value=pattern, description="roles", continuous_update=False),
         "window": slider("W", window, 0, 8),
-        "step": slider("step t", len(parse_roles(pattern)) // 2, 0, len(parse_roles(pattern)) - 1),
+        "step": slider("step t", (last + 1) // 2, 0, last),
     }
+
+    def follow_pattern(change) -> None:  # registered before the panel's own observer, so it runs first
+        try:
+            last, step = step_bounds(change["new"], controls["step"].value)
+        except ValueError:
+            return  # a malformed pattern: the panel's redraw reports it
+        controls["step"].value = step  # first: the clamped step lies inside both the old and the new range
+        controls["step"].max = last
+
+    controls["pattern"].observe(follow_pattern, names="value")
     figures = [go.FigureWidget(figure) for figure in roles_figures()]
     return Panel(controls, figures, roles_update, draw_roles)
 
@@ -267,16 +328,40 @@ def regimes_figure(fine_tuned: list[dict], frozen: list[dict]) -> go.Figure:
     return figure
 
 
-def role_strip_figure(model, tokens: torch.Tensor) -> go.Figure:
-    """The learned role of every token of one sequence, per layer and head (rows), coloured G/L/S; `model`
-    runs NAtS attention (`nats.NatsAttention`), whose layers report the roles they used."""
+def role_grid(model, tokens: torch.Tensor) -> np.ndarray:
+    """The role (0 G, 1 L, 2 S) `model` gives each token of one sequence [N], per layer and head: an array
+    [layers·H, N], layer by layer. `model` runs NAtS attention, whose layers report the roles they used."""
     with torch.no_grad():
         _, one_hots = model.run(tokens[None].to(model.classifier.weight.device))
     if any(one_hot is None for one_hot in one_hots):
         raise ValueError(f"model: expected a model running NatsAttention, got {model.attentions!r}")
-    rows = [one_hot[0].argmax(-1).cpu().numpy() for one_hot in one_hots]  # (H, N) per layer
-    grid = np.concatenate(rows)  # (layers·H, N)
-    names = [f"layer {layer + 1} head {h + 1}" for layer in range(len(rows)) for h in range(rows[0].shape[0])]
+    return np.concatenate([one_hot[0].argmax(-1).cpu().numpy() for one_hot in one_hots])
+
+
+def role_summary(model, tokens: torch.Tensor) -> tuple[list[float], float]:
+    """What `model` (running NAtS attention) learned, over sequences tokens [B, N]: the share of SLIDING
+    roles in each layer, and the share of sequences in which every record's value (the token two after a
+    MARK) is GLOBAL in at least one head of the last layer."""
+    with torch.no_grad():
+        _, one_hots = model.run(tokens.to(model.classifier.weight.device))
+    roles = torch.stack([one_hot.argmax(-1) for one_hot in one_hots]).cpu()  # (layers, B, H, N)
+    sliding = (roles == nats.SLIDING).float().mean(dim=(1, 2, 3))
+    values = torch.nn.functional.pad(tokens == experiment.MARK, (2, 0))[:, : tokens.shape[1]]  # (B, N)
+    kept = ((roles[-1] == nats.GLOBAL).any(dim=1) | ~values).all(dim=1)  # (B,)
+    return sliding.tolist(), float(kept.float().mean())
+
+
+def record_values(tokens: torch.Tensor) -> list[int]:
+    """The positions of the records' values in one sequence: the token two after each MARK."""
+    return [j for j in range(2, len(tokens)) if int(tokens[j - 2]) == experiment.MARK]
+
+
+def role_strip_figure(model, tokens: torch.Tensor) -> go.Figure:
+    """The learned role of every token of one sequence, per layer and head (rows), coloured G/L/S; `model`
+    runs NAtS attention (`nats.NatsAttention`), whose layers report the roles they used."""
+    grid = role_grid(model, tokens)  # (layers·H, N)
+    n_heads = model.config.n_heads
+    names = [f"layer {row // n_heads + 1} head {row % n_heads + 1}" for row in range(grid.shape[0])]
     symbols = [token_name(int(t)) for t in tokens]
     figure = go.Figure(
         go.Heatmap(
@@ -325,3 +410,68 @@ def training_figure(history) -> go.Figure:
         offset += len(loss)
     figure.update_layout(width=900, height=340)
     return figure
+
+
+# ----------------------------------------------------------------------------------------------------
+# The notebook's longer steps, named
+# ----------------------------------------------------------------------------------------------------
+
+
+def decode_against_mask(seed: int, n_heads: int = 4, n: int = 48, window: int = 4):
+    """Random queries, keys, values and roles (the first token GLOBAL) in `n_heads` heads: the largest
+    difference between decoding with role-based eviction and masked attention, and the entries each
+    head's cache holds after the last step. Returns (gap, [n_heads] sizes)."""
+    generator = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(n_heads, n, 16, generator=generator) for _ in range(3))
+    roles = torch.randint(0, 3, (n_heads, n), generator=generator)
+    roles[:, 0] = nats.GLOBAL
+    out, cache_sizes = nats.decode_with_cache(q, k, v, roles, window)
+    masked = nats.masked_attention(q, k, v, nats.nats_mask(roles, window))
+    return float((out - masked).abs().max()), cache_sizes[:, -1]
+
+
+def load_or_train(smoke: bool, retrain: bool, device="auto"):
+    """The dense model and the NAtS model fine-tuned at λ = 2, with its training history (both phases):
+    the shipped checkpoints, or trained here, with a few steps when `smoke`, the full recipe when
+    `retrain`. Returns (dense, tuned, history)."""
+    if not (smoke or retrain):
+        dense = experiment.load_model(None, device)[0]
+        return (dense, *experiment.load_model(2.0, device))
+    steps = {"dense_steps": 60, "nats_steps": 30, "eval_every": 30} if smoke else {}
+    dense, dense_history = experiment.pretrain_dense(experiment.NatsTrainConfig(**steps), device)
+    config = experiment.NatsTrainConfig(**steps, sparsity_weight=2.0)
+    return (dense, *experiment.finetune_nats(dense, dense_history, config, device))
+
+
+def compare_with_baselines(nats_model, setting: float, dense_model, tokens, answers, margin: int = 4):
+    """Decode `tokens` with NAtS (`nats_model`'s own roles; λ = `setting` is only recorded), then with
+    StreamingLLM ("sliding") and H2O on `dense_model`, each given `margin` entries more than NAtS keeps at
+    the last query. Returns (NAtS result, the baselines' budget, {name: result})."""
+    nats_result = experiment.evaluate(nats_model, "nats", setting, tokens, answers)
+    budget = int(np.ceil(nats_result.cache_at_last_query)) + margin
+    baselines = {
+        name: experiment.evaluate(dense_model, name, budget, tokens, answers) for name in ("sliding", "h2o")
+    }
+    return nats_result, budget, baselines
+
+
+def smallest_full_recall_window(sparsity_weight: float = 2.0, windows=range(9), device="auto") -> int:
+    """The smallest eviction window W at which the shipped NAtS model at λ answers every query of the
+    panel's held-out sequences, decoding with eviction (None if no W of `windows` does)."""
+    tokens, answers = experiment.held_out(PANEL_SEQUENCES)
+    model = shipped_model(float(sparsity_weight), resolve_device(device))
+    for window in windows:
+        if experiment.evaluate(model, "nats", sparsity_weight, tokens, answers, window=window).accuracy == 1:
+            return window
+    return None
+
+
+def roles_in_chunks(grid: np.ndarray, chunk: int) -> bool:
+    """Whether every row of a role grid [rows, N] is constant on each chunk of `chunk` consecutive tokens."""
+    first_of_chunk = np.arange(grid.shape[-1]) // chunk * chunk
+    return bool((grid == grid[:, first_of_chunk]).all())
+
+
+def chunk_rows(results: list[dict], setting: float) -> dict[int, dict]:
+    """The NAtS rows of a results table at λ = `setting`, by chunk size C."""
+    return {r["chunk"]: r for r in results if r["policy"] == "nats" and r["setting"] == setting}
