@@ -1,7 +1,111 @@
-"""Notebook 04's exercises (Match2 and induction heads)."""
+"""Notebook 04's exercises (Match2 and induction heads): the task's labels, the chance that LSH meets a
+partner key, how other keys' collisions dilute it, and where more hashes per table start to pay."""
 
 from __future__ import annotations
 
-from .core import Exercise
+import math
 
-EXERCISES: dict[str, Exercise] = {}
+import torch
+
+from .. import collisions, tasks
+from .core import Exercise, close_to, equals
+
+MODULUS = 37  # Match2 tokens live in {0, …, 36}
+
+
+def _labels_reference(x: torch.Tensor) -> torch.Tensor:
+    partner = (-x) % MODULUS  # the value a partner of x_i must hold
+    return (x[:, None, :] == partner[:, :, None]).any(-1).long()  # some j (i included) holds it
+
+
+def _judge_labels(function) -> bool:
+    if not callable(function):
+        return False
+    x, _ = tasks.match2(20, seed=11)
+    lone_zero = torch.tensor([[0] + [1] * 31])  # a 0 is its own partner; a 1 needs a 36, absent here
+    x = torch.cat([x, lone_zero])
+    got = function(x)
+    return (
+        isinstance(got, torch.Tensor)
+        and got.shape == x.shape
+        and torch.equal(got.long(), tasks.match2_labels(x, MODULUS))
+    )
+
+
+def _found_at_cosine(cosine: float, n_tables: int, dim: int = 64) -> float:
+    return collisions.collision_probability(math.acos(cosine), "cross_polytope", 1, n_tables, dim=dim)
+
+
+def _diluted_share(n_tables: int = 8, n_keys: int = 32, dim: int = 64) -> float:
+    others = (n_keys - 1) * n_tables / (2 * dim)  # expected collisions of the other keys
+    return n_tables / (n_tables + others)
+
+
+def _first_table_count_where_two_hashes_win(beta: float = 10.0) -> int:
+    from ..training import GRIDS, load_results  # lazy: the shipped table is read when judged
+
+    record = next(r for r in load_results("match2")["runs"] if r["beta"] == beta)
+    z1, z2 = GRIDS["match2"]["n_hashes"].index(1), GRIDS["match2"]["n_hashes"].index(2)
+    for (ell,), row in zip(GRIDS["match2"]["n_tables"], record["distilled_grid"], strict=True):
+        if row[z2] < row[z1]:
+            return ell
+    raise ValueError("z = 2 never beats z = 1 in the shipped table")
+
+
+def _judge_tables(answer) -> bool:
+    return equals(_first_table_count_where_two_hashes_win())(answer)
+
+
+EXERCISES: dict[str, Exercise] = {
+    "match2_labels": Exercise(
+        notebook="04",
+        prompt="Write match2_labels(x): for token ids x [n, N] in {0, …, 36}, the Match2 label of every "
+        "position (1 when some position j, i itself included, holds x_j with x_i + x_j ≡ 0 mod 37).",
+        hint="The partner value is (−x) % 37, shape [n, N]; compare it with every token of the same "
+        "sequence by broadcasting, x[:, None, :] == partner[:, :, None], and ask whether any j matches. "
+        "Do not drop j = i: a 0 is its own partner.",
+        judge=_judge_labels,
+        solution=lambda: _labels_reference,
+        wrong=(
+            None,
+            lambda x: ((x[:, None, :] + x[:, :, None]) % MODULUS == 0).any(-1).long()[:, :-1],
+            lambda x: tasks.match2_labels(x, MODULUS, include_self=False),
+            lambda x: (x[:, None, :] == x[:, :, None]).any(-1).long(),
+        ),
+    ),
+    "match2_partner_found": Exercise(
+        notebook="04",
+        prompt="A query and its partner key sit at cosine 0.8 in m = 64 dimensions. Compute the chance "
+        "that ANNA with ℓ = 8 tables of z = 1 cross-polytope hash puts them in a shared bucket at least "
+        "once (within 0.01).",
+        hint="One hash collides with p = collisions.collision_probability_of_cosine(torch.tensor(0.8), "
+        "'cross_polytope', dim=64) (about 0.31); the pair is missed only if all ℓ tables miss it, so the "
+        "chance is 1 − (1 − p)^ℓ.",
+        judge=close_to(_found_at_cosine(0.8, 8), 0.01),
+        solution=lambda: 1 - (1 - _found_at_cosine(0.8, 1)) ** 8,
+        wrong=(None, _found_at_cosine(0.8, 1), 0.8, _found_at_cosine(0.8, 1) ** 8),
+    ),
+    "match2_diluted_share": Exercise(
+        notebook="04",
+        prompt="The partner collides with the query in all ℓ = 8 tables (z = 1, m = 64); each of the other "
+        "31 keys is orthogonal to the query. With their collision count replaced by its expectation, "
+        "predict the partner's share c_partner / Σ_j c_ij of ANNA's average (within 0.01).",
+        hint="A cross-polytope hash in m dimensions gives orthogonal vectors the same value with "
+        "probability 1/(2m) = 1/128, so the other keys collide 31·8/128 ≈ 1.94 times in all; the "
+        "partner's 8 collisions are then 8 / (8 + 1.94) of the total.",
+        judge=close_to(_diluted_share(), 0.01),
+        solution=lambda: 8 / (8 + 31 * 8 / 128),
+        wrong=(None, 1.0, 1 / 32, 8 / (8 + 31)),
+    ),
+    "match2_hashes_pay_off": Exercise(
+        notebook="04",
+        prompt="In the shipped results for the distilled β = 10 model, find the smallest ℓ at which z = 2 "
+        "hashes per table give a lower mean test error than z = 1.",
+        hint="Read Figure 5 (or results['runs'] for β = 10, 'distilled_grid', rows ℓ = 1…16, columns "
+        "z = 1…6): go down ℓ and compare the z = 2 column with the z = 1 column; below that ℓ a finer "
+        "bucket splits the partner off too often, above it it mostly drops other keys.",
+        judge=_judge_tables,
+        solution=_first_table_count_where_two_hashes_win,
+        wrong=(None, 1, 8, 5.0, 16),
+    ),
+}
