@@ -49,3 +49,110 @@ def test_weight_copy_figure_draws_shares_and_errors_per_beta():
     assert [bar.y[0] for bar in bars] == [
         measured[10.0][kind].error for kind in ("softmax", "anna", "partners only")
     ]
+
+
+def test_the_left_heatmap_names_the_weights_it_shows():
+    """The distilled weights under softmax are not the surrogate: the title says which weights run there."""
+    panel = training_panels.distilled_panel(device="cpu")
+    title = panel.figures[0].layout.title.text
+    assert "distilled weights under softmax" in title and "surrogate" not in title
+    zero_shot = training_panels.distilled_panel(device="cpu", stage="surrogate")
+    assert "the surrogate as trained under softmax" in zero_shot.figures[0].layout.title.text
+
+
+def _seen(beta, n_tables, n_hashes, stage="distilled"):
+    data = training_panels.distilled_update(beta, n_tables, n_hashes, sample=0, stage=stage, device="cpu")
+    wrong = int((data.predictions != data.labels).sum())
+    empty = int((data.anna_weights.sum(-1) == 0).sum())
+    return round(data.error, 4), wrong, empty
+
+
+def test_what_the_try_prompts_say_the_reader_sees():
+    """Notebook 04, section 5 quotes these numbers (β = 10, test sequence 0): (test error, wrong positions
+    of the sequence, rows that met no key)."""
+    assert _seen(10.0, 8, 1) == (0.0002, 0, 3)  # the panel as it opens
+    assert _seen(10.0, 1, 1) == (0.1031, 3, 12)  # ℓ = 1
+    assert _seen(10.0, 8, 6) == (0.0291, 0, 13)  # z = 6
+    assert _seen(10.0, 8, 1, "surrogate")[:2] == (0.4062, 13)  # zero-shot
+
+
+def test_named_lookups_read_the_shipped_tables():
+    from fastattn_lib import training
+
+    match2 = training_panels.shipped_record("match2", 10.0)
+    assert training_panels.match2_error(match2, "distilled", 8, 1) == match2["distilled_grid"][7][0]
+    assert training_panels.match2_error(match2, "zero-shot", 3, 6) == match2["zero_shot_grid"][2][5]
+    induction = training_panels.shipped_record("induction", 10.0)
+    pairs, hashes = training.GRIDS["induction"]["n_tables"], training.GRIDS["induction"]["n_hashes"]
+    row, column = pairs.index([96, 32]), hashes.index(2)
+    assert (
+        training_panels.induction_error(induction, "distilled", 96, 32, 2)
+        == (induction["distilled_grid"][row][column])
+    )
+    assert training_panels.best_induction_error(induction, "zero-shot") == min(
+        map(min, induction["zero_shot_grid"])
+    )
+    with pytest.raises(ValueError, match="not in the shipped grid"):
+        training_panels.induction_error(induction, "distilled", 96, 8, 2)
+    with pytest.raises(ValueError, match="stage"):
+        training_panels.match2_error(match2, "surrogate", 8, 1)
+    with pytest.raises(ValueError, match="not in the shipped Match2 grid"):
+        training_panels.match2_error(match2, "distilled", 17, 1)
+
+
+def test_partner_table_lists_where_each_partner_sits():
+    import torch
+
+    tokens = torch.tensor([0, 5, 32, 5, 1])
+    lines = training_panels.partner_table(tokens, rows=3).splitlines()
+    assert lines == [
+        "x[0] =  0 needs  0: found at positions [0]",
+        "x[1] =  5 needs 32: found at positions [2]",
+        "x[2] = 32 needs  5: found at positions [1, 3]",
+    ]
+
+
+def test_match2_grids_are_drawn_on_a_log_scale_with_zero_at_the_floor():
+    results = training_panels.shipped_results("match2")
+    figure = training_panels.match2_grids_figure(results)
+    assert len(figure.data) == 2 * len(results["runs"])
+    distilled_beta10 = figure.data[len(results["runs"]) + 2]
+    errors = np.asarray(results["runs"][2]["distilled_grid"]).T
+    assert np.allclose(distilled_beta10.z, np.log10(np.maximum(errors, training_panels.ERROR_FLOOR)))
+    assert (errors == 0).any() and np.min(distilled_beta10.z) == -5
+    assert figure.layout.coloraxis.colorbar.ticktext[0] == "0"
+
+
+def test_headline_counts_and_causes_agree():
+    from fastattn_lib import data, training
+
+    x, y = data.load_test_set("match2")
+    x, y = x[:32], y[:32]
+    model = training.load_pretrained("match2", 1.0, device="cpu")
+    wrong = training_panels.wrong_positions_per_draw(model, x, y, n_tables=2, n_draws=3)
+    causes = training_panels.error_causes_per_draw(model, x, y, n_tables=2, n_draws=3)
+    assert wrong == [sum(cause) for cause in causes] and sum(wrong) > 0
+    assert wrong[0] == round(training.anna_errors(model, x, y, 2, 1, 1, impl="dense")[0] * y.numel())
+
+
+def test_induction_pictures():
+    from fastattn_lib import data, training
+
+    run = training.load_run("induction", 10.0, device="cpu")
+    models = training_panels.induction_models(run)
+    assert list(models) == ["softmax surrogate", "copied into ANNA, z = 1", "distilled ANNA, z = 2"]
+    assert [a.n_hashes for a in models["distilled ANNA, z = 2"].attentions] == [2, 2]
+    x, _ = data.load_test_set("khop")
+    figure = training_panels.induction_maps_figure(models, x[0])
+    assert len(figure.data) == 3 * 2 and np.asarray(figure.data[0].z).shape == (100, 100)
+    pair = training_panels.figure1_induction_pair(training_panels.shipped_record("induction", 10.0))
+    assert [trace.coloraxis for trace in pair.data] == ["coloraxis", "coloraxis"]
+
+
+def test_figure1_match2_draws_every_z_on_a_log_axis_with_zero_at_the_floor():
+    record = training_panels.shipped_record("match2", 10.0)
+    figure = training_panels.figure1_match2(record)
+    errors = np.asarray(record["distilled_grid"])
+    assert figure.layout.yaxis.type == "log" and len(figure.data) == errors.shape[1]
+    assert np.allclose(figure.data[1].y, np.maximum(errors[:, 1], training_panels.ERROR_FLOOR))
+    assert list(figure.data[1].customdata) == list(errors[:, 1])

@@ -1,8 +1,10 @@
 """Notebook 04 (Match2 and induction heads): the shipped models, their curves and grids, and the live panel.
 
 `distilled_update(beta, n_tables, n_hashes, sample)` is the panel's pure computation: the shipped Match2
-model trained at temperature β, run as ANNA with ℓ tables of z hashes, with its test error and its
-attention on one test sequence next to its softmax surrogate's.
+model trained at inverse temperature β (the surrogate as trained, or after fine-tuning into ANNA), run as ANNA
+with ℓ tables of z hashes: its test error and its attention on one test sequence next to the same weights'
+softmax attention. The rest are the notebook's helpers: the pictures (training curves, cosines, the error
+grids, attention maps), the headline recount over hash draws, and named look-ups in the shipped results.
 """
 
 from __future__ import annotations
@@ -124,7 +126,13 @@ def distilled_figures() -> list[go.Figure]:
             },
         )
 
-    return [heatmap("softmax surrogate"), heatmap("ANNA")]
+    return [heatmap("softmax"), heatmap("ANNA")]
+
+
+def softmax_title(stage: str, beta: float, error: float) -> str:
+    """Title of the panel's left heatmap: which weights run under softmax(β·q̂·k̂ᵀ) there."""
+    weights = "the surrogate as trained" if stage == "surrogate" else "the distilled weights"
+    return f"{weights} under softmax, β = {beta:g}: test error {error:.1%}"
 
 
 def draw_distilled(figures, data: DistilledPanelData) -> None:
@@ -133,7 +141,7 @@ def draw_distilled(figures, data: DistilledPanelData) -> None:
     for figure, weights in ((soft_map, data.softmax_weights), (anna_map, data.anna_weights)):
         figure.data[0].z = weights
         figure.data[1].update(x=cols.tolist(), y=rows.tolist())  # plain lists, not int64 arrays
-    soft_map.layout.title = f"softmax surrogate, β = {data.beta:g}: test error {data.softmax_error:.1%}"
+    soft_map.layout.title = softmax_title(data.stage, data.beta, data.softmax_error)
     wrong = int((data.predictions != data.labels).sum())
     anna_map.layout.title = (
         f"ANNA ℓ = {data.n_tables}, z = {data.n_hashes}: test error {data.error:.1%}<br>"
@@ -246,19 +254,32 @@ def cosine_figure(cosines: dict, dim: int, n_tables: int = 8, n_hashes: int = 1)
 
 
 def figure1_match2(record: dict, which: str = "distilled_grid") -> go.Figure:
-    """The paper's Figure 1 (left): Match2 test error against ℓ, one curve per z."""
+    """The paper's Figure 1 (left): Match2 test error against ℓ, one curve per z, on a log axis (errors span
+    four orders of magnitude; an error of 0 is drawn at `ERROR_FLOOR`, and the hover text gives the value)."""
     errors = np.asarray(record[which])  # (ℓ, z)
     tables = [ells[0] for ells in training.GRIDS["match2"]["n_tables"]]
     figure = go.Figure()
     for column, z in enumerate(training.GRIDS["match2"]["n_hashes"]):
-        figure.add_scatter(x=tables, y=errors[:, column], name=f"z = {z}", mode="lines+markers")
+        figure.add_scatter(
+            x=tables,
+            y=np.maximum(errors[:, column], ERROR_FLOOR),
+            customdata=errors[:, column],
+            hovertemplate=f"z = {z}, ℓ = %{{x}}: error %{{customdata:.3%}}<extra></extra>",
+            name=f"z = {z}",
+            mode="lines+markers",
+        )
     kind = "distilled" if which == "distilled_grid" else "zero-shot"
     figure.update_layout(
         title=f"Match2, β = {record['beta']:g}, {kind}: ANNA test error (mean of 10 hash draws)",
         xaxis_title="ℓ (tables)",
-        yaxis_title="test error",
+        yaxis={
+            "title": "test error (0 drawn at the bottom)",
+            "type": "log",
+            "tickvals": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1],
+            "ticktext": ["0", "0.01 %", "0.1 %", "1 %", "10 %", "100 %"],
+        },
         width=620,
-        height=380,
+        height=400,
     )
     return figure
 
@@ -368,3 +389,194 @@ def weight_copy_figure(diagnoses: dict, shares: dict, tables) -> go.Figure:
         height=400,
     )
     return figure
+
+
+# ----------------------------------------------------------------------------------------------------
+# The notebook's helpers: what its cells would otherwise spell out
+# ----------------------------------------------------------------------------------------------------
+
+SMOKE_STEPS = {"steps": 200, "kernel_steps": 50, "finetune_steps": 100, "eval_every": 50}
+
+
+def partner_table(tokens: torch.Tensor, rows: int = 6, modulus: int = 37) -> str:
+    """For the first `rows` positions i of one Match2 sequence [N]: x_i, the partner value (−x_i mod M)
+    and the positions j that hold it (i itself included), one line each."""
+    lines = []
+    for i in range(rows):
+        value, needed = int(tokens[i]), int((-tokens[i]) % modulus)
+        found = [j for j in range(len(tokens)) if int(tokens[j]) == needed]
+        lines.append(f"x[{i}] = {value:2d} needs {needed:2d}: found at positions {found}")
+    return "\n".join(lines)
+
+
+def phase_summary(runs: dict) -> str:
+    """One line per β of {β: TrainResult}: the surrogate's final test error and the seconds per phase."""
+    lines = []
+    for beta, run in runs.items():
+        seconds = run.history.seconds
+        lines.append(
+            f"β = {beta:4g}: surrogate test error {run.history.test_error['surrogate'][-1]:.4f}; phases "
+            f"took {seconds['surrogate']:.0f} s + {seconds['kernel']:.0f} s + {seconds['anna']:.0f} s"
+        )
+    return "\n".join(lines)
+
+
+ERROR_FLOOR = 1e-5  # below one wrong position in 10 draws of 256 × 32: drawn as "0" on a log colour scale
+
+
+def match2_grids_figure(results: dict) -> go.Figure:
+    """The Match2 error grids over ℓ (x) and z (y): one column per β, zero-shot above, distilled below, on a
+    log colour scale (errors span 0.001 % to 50 %; a zero is drawn at the floor and labelled 0)."""
+    runs = results["runs"]
+    figure = make_subplots(
+        rows=2,
+        cols=len(runs),
+        subplot_titles=[f"β = {r['beta']:g}, {kind}" for kind in ("zero-shot", "distilled") for r in runs],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.14,
+    )
+    ticks = [-5, -4, -3, -2, -1, 0]
+    tables = [ells[0] for ells in training.GRIDS["match2"]["n_tables"]]
+    for row, which in enumerate(("zero_shot_grid", "distilled_grid"), start=1):
+        for col, record in enumerate(runs, start=1):
+            errors = np.asarray(record[which]).T  # (z, ℓ)
+            figure.add_heatmap(
+                z=np.log10(np.maximum(errors, ERROR_FLOOR)),
+                x=tables,
+                y=training.GRIDS["match2"]["n_hashes"],
+                customdata=errors,
+                hovertemplate="ℓ = %{x}, z = %{y}: error %{customdata:.3%}<extra></extra>",
+                coloraxis="coloraxis",
+                row=row,
+                col=col,
+            )
+    labels = ["0", "0.01 %", "0.1 %", "1 %", "10 %", "100 %"]
+    figure.update_layout(
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": -5,
+            "cmax": 0,
+            "colorbar": {"title": "test error", "tickvals": ticks, "ticktext": labels},
+        },
+        title="Match2 test error over ℓ and z (mean of 10 hash draws), log colour scale",
+        width=980,
+        height=560,
+    )
+    figure.update_xaxes(title="ℓ (tables)", row=2)
+    figure.update_yaxes(title="z (hashes)", col=1)
+    return figure
+
+
+def wrong_positions_per_draw(model, x, y, n_tables: int = 8, n_hashes: int = 1, n_draws: int = 10) -> list:
+    """How many positions of the test set the model gets wrong as ANNA (ℓ, z), in each hash draw (seeds
+    0..n_draws−1)."""
+    errors = training.anna_errors(model, x, y, n_tables, n_hashes, n_draws, impl="dense")
+    return [round(error * y.numel()) for error in errors]
+
+
+def error_causes_per_draw(model, x, y, n_tables: int = 8, n_hashes: int = 1, n_draws: int = 10) -> list:
+    """`diagnosis.error_causes` of the model as ANNA (ℓ, z) in each hash draw: (missed, diluted, false alarm)
+    position counts."""
+    from ..training import diagnosis
+
+    causes = []
+    for seed in range(n_draws):
+        found = diagnosis.error_causes(model, Anna(n_tables, n_hashes, seed=seed, impl="dense"), x, y)
+        causes.append((found.missed, found.diluted, found.false_alarm))
+    return causes
+
+
+def induction_models(run) -> dict:
+    """The shipped induction-heads model three ways: the surrogate under softmax, its weights copied into
+    ANNA (ℓ₁ = 96, ℓ₂ = 32, z = 1), and the distilled weights as ANNA (ℓ₁ = 96, ℓ₂ = 32, z = 2)."""
+    surrogate = run.surrogate()
+    copied = surrogate.with_attention([Anna(96, n_hashes=1), Anna(32, n_hashes=1, seed=1000)])
+    distilled = run.model.with_attention([Anna(96, n_hashes=2), Anna(32, n_hashes=2, seed=1000)])
+    return {
+        "softmax surrogate": surrogate,
+        "copied into ANNA, z = 1": copied,
+        "distilled ANNA, z = 2": distilled,
+    }
+
+
+def induction_maps_figure(models: dict, x: torch.Tensor) -> go.Figure:
+    """Each model's attention on one sequence x [N]: one row per model (its name as the row's title), one
+    column per layer."""
+    maps = {}
+    for name, model in models.items():
+        with torch.no_grad():
+            weights = model.attention_weights(x[None].to(model.classifier.weight.device))
+        maps[name] = [w[0, 0].cpu().numpy() for w in weights]
+    n_layers = len(next(iter(maps.values())))
+    titles = [f"{name}: layer {layer + 1}" for name in maps for layer in range(n_layers)]
+    figure = make_subplots(
+        rows=len(maps), cols=n_layers, subplot_titles=titles, vertical_spacing=0.08, horizontal_spacing=0.08
+    )
+    for row, layers in enumerate(maps.values(), start=1):
+        for col, weights in enumerate(layers, start=1):
+            figure.add_heatmap(z=weights, coloraxis="coloraxis", row=row, col=col)
+            figure.update_yaxes(autorange="reversed", row=row, col=col)
+    figure.update_annotations(font_size=12)
+    figure.update_xaxes(title="key position j", row=len(maps))
+    figure.update_yaxes(title="query position i", col=1)
+    figure.update_layout(
+        coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "weight"}},
+        title="induction heads: each layer's attention on one test sequence",
+        width=900,
+        height=380 * len(maps),
+    )
+    return figure
+
+
+STAGE_GRIDS = {"zero-shot": "zero_shot_grid", "distilled": "distilled_grid"}
+
+
+def induction_error(record: dict, stage: str, first: int, second: int, n_hashes: int) -> float:
+    """The shipped induction-heads test error of `stage` ("zero-shot" or "distilled") as ANNA with
+    ℓ₁ = `first` tables in layer 1, ℓ₂ = `second` in layer 2 and z = `n_hashes`, looked up by name in the
+    results table."""
+    if stage not in STAGE_GRIDS:
+        raise ValueError(f"stage: expected one of {sorted(STAGE_GRIDS)}, got {stage!r}")
+    grid = training.GRIDS["induction"]
+    if [first, second] not in grid["n_tables"] or n_hashes not in grid["n_hashes"]:
+        raise ValueError(
+            f"(ℓ₁, ℓ₂, z) = ({first}, {second}, {n_hashes}) is not in the shipped grid: ℓ pairs "
+            f"{grid['n_tables']}, z {grid['n_hashes']}"
+        )
+    row = grid["n_tables"].index([first, second])
+    return record[STAGE_GRIDS[stage]][row][grid["n_hashes"].index(n_hashes)]
+
+
+def best_induction_error(record: dict, stage: str) -> float:
+    """The lowest error of `stage` over the whole shipped induction-heads grid."""
+    return float(np.min(record[STAGE_GRIDS[stage]]))
+
+
+def figure1_induction_pair(record: dict) -> go.Figure:
+    """`figure1_induction` for the zero-shot and the distilled grid side by side, on one colour scale."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("zero-shot", "distilled"), horizontal_spacing=0.12)
+    for col, which in enumerate(("zero_shot_grid", "distilled_grid"), start=1):
+        for trace in figure1_induction(record, which).data:
+            figure.add_trace(trace.update(coloraxis="coloraxis"), row=1, col=col)
+        figure.update_xaxes(title="ℓ₂ (layer 2)", type="category", row=1, col=col)
+        figure.update_yaxes(type="category", row=1, col=col)
+    figure.update_yaxes(title="ℓ₁ (layer 1)", col=1)
+    figure.update_layout(
+        coloraxis={"colorscale": "Viridis", "cmin": 0, "colorbar": {"title": "error"}},
+        title="induction heads: two-layer ANNA error at the best z (printed in each cell)",
+        width=980,
+        height=420,
+    )
+    return figure
+
+
+def match2_error(record: dict, stage: str, n_tables: int, n_hashes: int) -> float:
+    """The shipped Match2 test error of `stage` ("zero-shot" or "distilled") as ANNA with ℓ = `n_tables`
+    and z = `n_hashes` (mean over the table's hash draws), looked up by name in the results table."""
+    if stage not in STAGE_GRIDS:
+        raise ValueError(f"stage: expected one of {sorted(STAGE_GRIDS)}, got {stage!r}")
+    grid = training.GRIDS["match2"]
+    if [n_tables] not in grid["n_tables"] or n_hashes not in grid["n_hashes"]:
+        raise ValueError(f"(ℓ, z) = ({n_tables}, {n_hashes}) is not in the shipped Match2 grid")
+    row = grid["n_tables"].index([n_tables])
+    return record[STAGE_GRIDS[stage]][row][grid["n_hashes"].index(n_hashes)]
