@@ -1,7 +1,102 @@
-"""Notebook 02's exercises (ANNA against softmax)."""
+"""Notebook 02's exercises (ANNA against softmax): Algorithm 1 by hand, collision counts, lonely queries,
+and where hashing stops being cheaper than scoring."""
 
 from __future__ import annotations
 
-from .core import Exercise
+import torch
 
-EXERCISES: dict[str, Exercise] = {}
+from .core import Exercise, close_to, equals
+
+# The tiny example of notebook 02's Figure 1 (the same as `panels.anna.TINY`): scalar values of six keys, the
+# bucket of each key in tables 1 and 2. Query 2 reads bucket 1 of table 1 and bucket 0 of table 2.
+_VALUES = (4.0, 2.0, 1.0, 5.0, 6.0, 0.0)
+_KEY_BUCKETS = ((0, 0, 1, 1, 2, 2), (1, 0, 0, 0, 2, 2))
+_QUERY_2 = (1, 0)
+
+
+def _tiny_query_2() -> float:
+    members = [[j for j, b in enumerate(table) if b == _QUERY_2[u]] for u, table in enumerate(_KEY_BUCKETS)]
+    return sum(_VALUES[j] for keys in members for j in keys) / sum(len(keys) for keys in members)
+
+
+def _collision_counts_reference(query_buckets: torch.Tensor, key_buckets: torch.Tensor) -> torch.Tensor:
+    return (query_buckets[:, :, None] == key_buckets[:, None, :]).sum(0)  # (ℓ, N, M) summed over tables
+
+
+def _judge_collision_counts(function) -> bool:
+    if not callable(function):
+        return False
+    generator = torch.Generator().manual_seed(2)
+    queries, keys = (
+        torch.randint(3, (4, 9), generator=generator),
+        torch.randint(3, (4, 7), generator=generator),
+    )
+    got = function(queries, keys)
+    want = _collision_counts_reference(queries, keys)
+    return isinstance(got, torch.Tensor) and got.shape == want.shape and torch.equal(got.long(), want)
+
+
+def _tables_until_no_lonely(n_hashes: int = 4, n: int = 1024) -> int:
+    from ..panels import anna as panels  # the panels import plotly: only when the judge runs
+
+    data = panels.clustered_input(n, seed=0, device="cpu")
+    return next(
+        n_tables
+        for n_tables in range(1, 65)
+        if not panels.lonely_queries(data.q, data.k, n_tables, n_hashes).any()
+    )
+
+
+def _judge_tables_until_no_lonely(answer) -> bool:
+    return equals(_tables_until_no_lonely())(answer)
+
+
+EXERCISES: dict[str, Exercise] = {
+    "anna_tiny_output": Exercise(
+        notebook="02",
+        prompt="In Figure 1's tables, query 2 reads bucket 1 of table 1 and bucket 0 of table 2. Predict its "
+        "ANNA output (within 0.01).",
+        hint="Add the two buckets' sums S and, separately, their counts C, then divide: keys met in both "
+        "tables count twice. Neither the mean of the distinct keys met nor the mean of the two bucket "
+        "averages is ANNA.",
+        judge=close_to(_tiny_query_2(), 0.01),
+        solution=_tiny_query_2,
+        wrong=(None, "2.8", 8 / 3, (3 + 8 / 3) / 2, 10 / 3),
+    ),
+    "anna_collision_counts": Exercise(
+        notebook="02",
+        prompt="Write collision_counts(query_buckets, key_buckets): from bucket ids of shape (ℓ, N) and "
+        "(ℓ, M), the (N, M) integer matrix c_ij = the number of tables u with b_u(q_i) = b_u(k_j).",
+        hint="Compare every query with every key in every table by broadcasting, "
+        "query_buckets[:, :, None] == key_buckets[:, None, :] (shape (ℓ, N, M)), and count the matches "
+        "over the table dimension 0.",
+        judge=_judge_collision_counts,
+        solution=lambda: _collision_counts_reference,
+        wrong=(
+            None,
+            lambda q, k: (q[:, :, None] == k[:, None, :]).any(0),
+            lambda q, k: (q[:, :, None] == k[:, None, :]).float().mean(0),
+            lambda q, k: (q[:, None, :] == k[:, :, None]).sum(0),
+        ),
+    ),
+    "anna_tables_until_no_lonely": Exercise(
+        notebook="02",
+        prompt="On the clustered input with N = 1024 (seed 0) and z = 4 cross-polytope hashes per table, "
+        "find the smallest ℓ at which no query is lonely (every query meets at least one key).",
+        hint="Loop ℓ = 1, 2, … and stop at the first ℓ where "
+        "panels.lonely_queries(data.q, data.k, ℓ, 4) has no True entry; the tables of a smaller ℓ are "
+        "the first tables of a larger one, so the count of lonely queries only falls.",
+        judge=_judge_tables_until_no_lonely,
+        solution=_tables_until_no_lonely,
+        wrong=(None, 6.0, 1, 16),
+    ),
+    "anna_break_even_n": Exercise(
+        notebook="02",
+        prompt="Predict the N at which one softmax query's scoring work, N·m multiply-adds, equals ANNA's "
+        "hashing work per query, ℓ·z·m·D, at §5's setting: m = 64, ℓ = 8, z = 1, dense rotation (D = m).",
+        hint="Set N·m = ℓ·z·m·D and divide by m: N = ℓ·z·D.",
+        judge=equals(8 * 1 * 64),
+        solution=lambda: 8 * 1 * 64,
+        wrong=(None, 512.0, 8 * 64 * 64, 8, 4096),
+    ),
+}

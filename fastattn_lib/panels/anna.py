@@ -3,7 +3,12 @@
 The demo input has structure attention should find: keys and queries lie in tight clusters around random
 unit directions, and each cluster's values share a mean, so "average the values of the keys near me" has a
 clear right answer. `anna_update(...)` is the panel's pure computation; `draw_anna` writes its data into
-three figures, the same for the static pictures and the live widgets.
+three figures, the same for the static pictures and the live widgets (queries that meet no key are drawn
+in red and counted in the title: ANNA outputs 0 there).
+
+The rest serves the notebook's sections so that its cells narrate: the tiny Algorithm 1 example and its
+diagram, the error grids on a log colour scale, the guarantee's table and measurements, the global average
+and the timing sweep.
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
+from plotly.subplots import make_subplots
 
-from .. import attention, reformer
+from .. import attention, bench, reformer
 from ..device import cpu_generator, resolve_device
+from ..guarantee import anna_parameters, guarantee_table, measure_guarantee
+from ..lsh import LSHTables
 from .common import Panel, device_options, dropdown, slider
 
 DIM, D_VALUE, N_CLUSTERS, SPREAD = 32, 8, 16, 0.3
@@ -72,6 +81,22 @@ def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
     return float((approx - exact).norm() / exact.norm())
 
 
+def lonely_queries(q, k, n_tables, n_hashes, family="cross_polytope", seed=0, causal=False) -> torch.Tensor:
+    """(N,) bool: query i shares a bucket with no key in any of the ℓ tables (no visible key j ≤ i when
+    causal), so ANNA outputs 0 for it. Uses the tables `anna_attention` draws; O(ℓ·N log N), no N × N."""
+    tables = LSHTables(q.shape[-1], n_tables, n_hashes, family, seed, q.device)
+    query_ids, key_ids = tables.bucket_ids(F.normalize(q, dim=-1)), tables.bucket_ids(F.normalize(k, dim=-1))
+    n_keys, positions = k.shape[-2], torch.arange(q.shape[-2], device=q.device)
+    limit = positions if causal else torch.full_like(positions, n_keys - 1)
+    met = torch.zeros(q.shape[-2], dtype=torch.bool, device=q.device)
+    for u in range(n_tables):  # the earliest key of every bucket: a query meets a key iff it is ≤ its limit
+        ids, inverse = torch.unique(torch.cat([key_ids[u], query_ids[u]]), return_inverse=True)
+        first = torch.full((len(ids),), n_keys, dtype=torch.long, device=q.device)
+        first = first.scatter_reduce(0, inverse[:n_keys], torch.arange(n_keys, device=q.device), "amin")
+        met |= first[inverse[n_keys:]] <= limit
+    return ~met
+
+
 @dataclass
 class AnnaPanelData:
     beta: float
@@ -86,7 +111,8 @@ class AnnaPanelData:
     softmax_out: np.ndarray  # (N, D_VALUE)
     anna_out: np.ndarray
     error: float  # relative error of ANNA's output against softmax's
-    lonely: float  # fraction of the shown queries that collided with no key (ANNA outputs 0 there)
+    lonely_queries: np.ndarray  # (N,) bool: the queries that met no key (ANNA outputs 0 there)
+    lonely: float  # fraction of all N queries that met no key
     guarantee_ok: float  # fraction of the shown queries meeting the (c, r, ℓ)-ANNA conditions
 
 
@@ -105,6 +131,7 @@ def anna_update(beta, n_tables, n_hashes, family, n, causal, device="auto", seed
     report = attention.check_anna_guarantee(
         q[shown], k, anna_rows, RADIUS, FAR / RADIUS, n_tables, causal=causal, query_positions=shown
     )
+    lonely = lonely_queries(q, k, n_tables, n_hashes, family, seed, causal)
     return AnnaPanelData(
         beta=beta,
         n_tables=n_tables,
@@ -118,7 +145,8 @@ def anna_update(beta, n_tables, n_hashes, family, n, causal, device="auto", seed
         softmax_out=soft.cpu().numpy(),
         anna_out=anna.cpu().numpy(),
         error=relative_error(anna, soft),
-        lonely=float((anna_rows.sum(-1) == 0).float().mean()),
+        lonely_queries=lonely.cpu().numpy(),
+        lonely=float(lonely.float().mean()),
         guarantee_ok=float(report.queries_ok.float().mean()),
     )
 
@@ -143,12 +171,14 @@ def anna_figures() -> list[go.Figure]:
         [
             go.Scatter(mode="markers", marker={"size": 3, "opacity": 0.4}, name="outputs"),
             go.Scatter(mode="lines", line={"color": "gray", "dash": "dot"}, name="equal"),
+            go.Scatter(mode="markers", marker={"size": 4, "color": "red"}, name="meets no key (output 0)"),
         ],
         layout={
             "width": 400,
             "height": 380,
-            "margin": {"t": 50},
-            "showlegend": False,
+            "margin": {"t": 70},
+            "showlegend": True,
+            "legend": {"x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.6)"},
             "xaxis": {"title": "softmax output entry"},
             "yaxis": {"title": "ANNA output entry"},
         },
@@ -166,8 +196,11 @@ def draw_anna(figures, data: AnnaPanelData) -> None:
     scatter.data[0].update(x=x, y=y)
     low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     scatter.data[1].update(x=[low, high], y=[low, high])
+    lonely = data.lonely_queries
+    scatter.data[2].update(x=data.softmax_out[lonely].ravel(), y=data.anna_out[lonely].ravel())
     scatter.layout.title = (
-        f"N = {data.n}: error {data.error:.0%}, guarantee met for {data.guarantee_ok:.0%} of queries"
+        f"N = {data.n}: error {data.error:.0%}, guarantee met for {data.guarantee_ok:.0%};<br>"
+        f"{int(lonely.sum())} queries ({data.lonely:.0%}) meet no key"
     )
 
 
@@ -287,3 +320,240 @@ def guarantee_cost_figure(tables: dict) -> go.Figure:
         height=400,
     )
     return figure
+
+
+# ----------------------------------------------------------------------------------------------------
+# The notebook's sections: sizes, Algorithm 1 by hand, error grids, the guarantee, global average, timing
+# ----------------------------------------------------------------------------------------------------
+
+
+def run_sizes(smoke: bool, grid_n: int, n_draws: int, bench_max_n: int) -> SimpleNamespace:
+    """The notebook's sweep sizes: small ones for the smoke run, the parameters' otherwise."""
+    if smoke:
+        return SimpleNamespace(
+            grid_n=256, max_tables=8, max_hashes=4, n_draws=1, bench=[512, 1024, 2048, 4096]
+        )
+    bench_sizes = [2**p for p in range(9, int(math.log2(bench_max_n)) + 1)]
+    return SimpleNamespace(grid_n=grid_n, max_tables=16, max_hashes=6, n_draws=n_draws, bench=bench_sizes)
+
+
+@dataclass(frozen=True)
+class TinyExample:
+    """Six keys with scalar values (d_v = 1), ℓ = 2 tables of hand-picked buckets, three queries.
+
+    key_buckets[u][j] is b_u(k_j) and query_buckets[i][u] is b_u(q_i) (bucket 3 holds no key)."""
+
+    values: tuple = (4.0, 2.0, 1.0, 5.0, 6.0, 0.0)
+    key_buckets: tuple = ((0, 0, 1, 1, 2, 2), (1, 0, 0, 0, 2, 2))
+    query_buckets: tuple = ((0, 1), (1, 0), (3, 3))
+
+
+TINY = TinyExample()
+
+
+def bucket_sums_and_counts(example: TinyExample = TINY) -> tuple[dict, dict]:
+    """Algorithm 1's build step on the tiny example: S[(u, b)] = Σ v_j, C[(u, b)] = |{j : b_u(k_j) = b}|."""
+    sums, counts = {}, {}
+    for u, table in enumerate(example.key_buckets):
+        for value, bucket in zip(example.values, table, strict=True):
+            sums[u, bucket] = sums.get((u, bucket), 0.0) + value
+            counts[u, bucket] = counts.get((u, bucket), 0) + 1
+    return sums, counts
+
+
+def tiny_output(example: TinyExample, query: int) -> float:
+    """Algorithm 1's query step for query `query` (0-based): Σ_u S_u / Σ_u C_u over its buckets, 0 if none."""
+    sums, counts = bucket_sums_and_counts(example)
+    reads = list(enumerate(example.query_buckets[query]))
+    den = sum(counts.get(read, 0) for read in reads)
+    return sum(sums.get(read, 0.0) for read in reads) / den if den else 0.0
+
+
+def algorithm_1_diagram(example: TinyExample = TINY) -> go.Figure:
+    """Algorithm 1's tables on the tiny example: every bucket of every table with its keys, sum S and count C;
+    the buckets query 1 reads (orange) and query 2 reads (blue), and what query 1 and query 3 output."""
+    sums, counts = bucket_sums_and_counts(example)
+    n_buckets = 1 + max(max(row) for row in example.query_buckets + example.key_buckets)
+    colours = ("darkorange", "royalblue", "crimson")
+    figure = go.Figure()
+    for u, table in enumerate(example.key_buckets):
+        x = 1.6 * u
+        figure.add_annotation(x=x + 0.6, y=n_buckets, text=f"<b>table u = {u + 1}</b>", showarrow=False)
+        for b in range(n_buckets):
+            y = n_buckets - 1 - b
+            readers = [i for i, q in enumerate(example.query_buckets) if q[u] == b]
+            border = colours[readers[0]] if readers else "gray"
+            figure.add_shape(
+                type="rect", x0=x, x1=x + 1.2, y0=y - 0.4, y1=y + 0.4, line={"color": border, "width": 3}
+            )
+            keys = " ".join(f"k{j + 1}" for j, bucket in enumerate(table) if bucket == b) or "(no key)"
+            total = f"S = {sums.get((u, b), 0):g}, C = {counts.get((u, b), 0)}"
+            reader_text = ", ".join(f"q{i + 1}" for i in readers)
+            text = f"bucket {b}: {keys}<br>{total}" + (f"<br>read by {reader_text}" if readers else "")
+            figure.add_annotation(x=x + 0.6, y=y, text=text, showarrow=False, font={"size": 11})
+    values = ", ".join(f"v{j + 1} = {v:g}" for j, v in enumerate(example.values))
+    first = [(u, b) for u, b in enumerate(example.query_buckets[0])]
+    sum_text = " + ".join(f"{sums.get(read, 0):g}" for read in first)
+    count_text = " + ".join(f"{counts.get(read, 0)}" for read in first)
+    lines = [
+        f"values: {values}",
+        f"<span style='color:{colours[0]}'>q1 reads S and C of its bucket in each table: "
+        f"({sum_text}) / ({count_text}) = {tiny_output(example, 0):.3g}</span>",
+        f"<span style='color:{colours[1]}'>q2: your turn (exercise 1.1)</span>",
+        f"<span style='color:{colours[2]}'>q3's buckets hold no key: C sums to 0, output 0</span>",
+    ]
+    for row, line in enumerate(lines):
+        figure.add_annotation(x=-0.1, y=-0.9 - 0.45 * row, text=line, showarrow=False, xanchor="left")
+    figure.update_layout(
+        title="Algorithm 1 on six keys: every bucket keeps the sum S and the count C of its values",
+        xaxis={"visible": False, "range": [-0.2, 3.0]},
+        yaxis={"visible": False, "range": [-0.9 - 0.45 * len(lines), n_buckets + 0.4]},
+        width=680,
+        height=520,
+        margin={"t": 60, "l": 10, "r": 10, "b": 10},
+        plot_bgcolor="white",
+    )
+    return figure
+
+
+def tables_bucket_ids(data: ClusteredInput, n_tables: int, n_hashes: int, seed: int = 0):
+    """The bucket ids anna_attention uses, on the CPU: (b_u(q_i)) and (b_u(k_j)), each (ℓ, N), and v."""
+    tables = LSHTables(DIM, n_tables, n_hashes, "cross_polytope", seed, "cpu")
+    q, k = F.normalize(data.q.cpu(), dim=-1), F.normalize(data.k.cpu(), dim=-1)
+    return tables.bucket_ids(q), tables.bucket_ids(k), data.v.cpu()
+
+
+def implementations_gap(data: ClusteredInput, n_tables: int, n_hashes: int, seed: int = 0) -> float:
+    """Largest entry-wise difference between ANNA's three implementations (dense oracle, Algorithms 1, 2)."""
+    outputs = [
+        attention.anna_attention(data.q, data.k, data.v, n_tables, n_hashes, seed=seed, impl=impl)
+        for impl in attention.IMPLS
+    ]
+    return max(float((out - outputs[0]).abs().max()) for out in outputs)
+
+
+def error_grid_figure(error: np.ndarray, betas) -> go.Figure:
+    """`error_grid`'s relative errors, one heatmap per β on one shared log colour scale (all of the data
+    visible: errors from about 0.01 to above 1 at once)."""
+    figure = make_subplots(1, len(betas), subplot_titles=[f"β = {beta:g}" for beta in betas])
+    low, high = math.floor(math.log10(error.min())), math.ceil(math.log10(error.max()))
+    ticks = [
+        t
+        for e in range(low, high + 1)
+        for t in (10.0**e, 3 * 10.0**e)
+        if error.min() / 3 <= t <= 3 * error.max()
+    ]
+    for b, grid in enumerate(error):
+        figure.add_heatmap(
+            z=np.log10(grid),
+            x=list(range(1, grid.shape[1] + 1)),
+            y=list(range(1, grid.shape[0] + 1)),
+            customdata=grid,
+            hovertemplate="ℓ = %{x}, z = %{y}: error %{customdata:.3f}<extra></extra>",
+            coloraxis="coloraxis",
+            row=1,
+            col=b + 1,
+        )
+        figure.update_xaxes(title_text="ℓ (tables)", row=1, col=b + 1)
+    figure.update_yaxes(title_text="z (hashes per table)", row=1, col=1)
+    figure.update_layout(
+        title="relative error ‖ANNA − softmax‖ / ‖softmax‖ (log colour scale; 1 = as far as outputting 0)",
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": math.log10(error.min()),
+            "cmax": math.log10(error.max()),
+            "colorbar": {
+                "title": "error",
+                "tickvals": np.log10(ticks),
+                "ticktext": [f"{t:g}" for t in ticks],
+            },
+        },
+        width=980,
+        height=380,
+    )
+    return figure
+
+
+GUARANTEE_SETTINGS = (("hyperplane", 16), ("cross_polytope", 16), ("cross_polytope", 64))
+
+
+def guarantee_settings(sizes, r: float = 0.3) -> dict:
+    """`guarantee_table` for every (family, m) of GUARANTEE_SETTINGS at c = 2 and c = 3: {label: rows}."""
+    return {
+        f"{family}, m = {m}, c = {c}": guarantee_table(sizes, m, r, c, family)
+        for family, m in GUARANTEE_SETTINGS
+        for c in (2, 3)
+    }
+
+
+def guarantee_table_text(tables: dict) -> str:
+    """`guarantee_settings`' rows as a text table: ρ, N, z, ℓ, ℓ·z/N and the far-failure bound ℓ·N²·p₂^z."""
+    lines = [f"{'setting':<28} {'ρ':>6} {'N':>6} {'z':>4} {'ℓ':>10} {'ℓ·z/N':>9} {'far bound':>9}"]
+    for label, rows in tables.items():
+        lines += [
+            f"{label:<28} {row['rho']:6.3f} {row['N']:>6} {row['z']:>4} {row['l']:>10,} "
+            f"{row['hashes / N']:>9.2f} {row['far failure bound']:>9.3f}"
+            for row in rows
+        ]
+    return "\n".join(lines)
+
+
+def cost_follows_rho(tables: dict) -> bool:
+    """In every setting, ℓ·z/N falls as N grows when ρ < 1/3 and grows when ρ > 1/3."""
+    for rows in tables.values():
+        ratios = [row["hashes / N"] for row in rows]
+        if ratios != sorted(ratios, reverse=rows[0]["rho"] < 1 / 3):
+            return False
+    return True
+
+
+def measure_guarantees(
+    n: int, n_queries: int, families, seed: int = 0, width: int = 16, c: float = 3
+) -> dict:
+    """`measure_guarantee` at the recipe's z and ℓ for N keys, r = RADIUS: {(family, recall): measured}."""
+    return {
+        (family, recall): measure_guarantee(
+            anna_parameters(n, width, RADIUS, c, family, recall), n_queries, seed
+        )
+        for family in families
+        for recall in ("constant", "high")
+    }
+
+
+def measured_text(measured: dict) -> str:
+    """One line per measurement: ℓ, z, hashes per token, measured share meeting the definition, predicted."""
+    lines = []
+    for (family, recall), m in measured.items():
+        p = m.parameters
+        lines.append(
+            f"{family:<15} ℓ = {p.n_tables:>5} ({recall:>8}), z = {p.n_hashes}, "
+            f"{p.hashes_per_token:>7,} hashes/token: "
+            f"{m.fraction_ok:.1%} of queries meet the definition, predicted ≥ {m.predicted_ok:.1%}"
+        )
+    return "\n".join(lines)
+
+
+def global_average_errors(n: int, seed: int = 0, device="auto", bucket_size: int = 64) -> tuple[float, float]:
+    """Every token with the same query and key: the largest distance from the mean of all N values of
+    one ANNA layer (ℓ = z = 1) and of one layer of chunks of `bucket_size` (Reformer)."""
+    device = resolve_device(device)
+    same = torch.ones(n, 16, device=device)
+    values = torch.randn(n, 4, generator=cpu_generator(seed, "anna-global-average")).to(device)
+    target = values.mean(0)
+    anna = attention.anna_attention(same, same, values, n_tables=1, n_hashes=1)
+    chunked = reformer.chunked_bucket_attention(same, values, bucket_size=bucket_size)
+    return float((anna - target).abs().max()), float((chunked - target).abs().max())
+
+
+def time_against_n(sizes, device, dim: int = 64, n_tables: int = 8, n_hashes: int = 1) -> list[dict]:
+    """`bench.measure` for fused softmax (SDPA) and ANNA's Algorithm 1 at every N, on one CPU thread, the
+    median of five calls each."""
+    with bench.cpu_threads(1):
+        return [
+            {
+                **bench.measure(method, n, dim, n_tables, n_hashes, "cross_polytope", str(device), repeats=5),
+                "sweep": "n",
+            }
+            for n in sizes
+            for method in ("sdpa", "anna_tables")
+        ]
