@@ -64,6 +64,7 @@ def lifetime_figure(pattern: str, window: int) -> go.Figure:
             x=[int(ends[j]) - j + 1 for j in keys],  # queries j … end, both included
             base=[j - 0.5 for j in keys],
             orientation="h",
+            width=0.7,  # in key units: traces with few bars would otherwise get bars as wide as their gaps
             marker={"color": ROLE_COLOURS[role]},
             name=f"{name} ({'GLS'[role]})",
             customdata=[int(ends[j]) for j in keys],
@@ -72,9 +73,8 @@ def lifetime_figure(pattern: str, window: int) -> go.Figure:
     figure.update_layout(
         title=f"how long each key stays in the cache: roles {pattern}, W = {window}",
         xaxis={"title": "query i (decoding step)", "range": [-0.5, n - 0.5], "dtick": 2},
-        yaxis={"title": "key j", "autorange": "reversed", "dtick": 1},
+        yaxis={"title": "key j", "range": [n - 0.5, -0.5], "dtick": 1},
         barmode="overlay",
-        bargap=0.25,
         width=700,
         height=120 + 22 * n,
     )
@@ -274,7 +274,8 @@ def budget_figure(results: list[dict]) -> go.Figure:
             y=[r["accuracy"] for r in rows],
             mode="markers+text" if policy in ("nats", "full") else "lines+markers",
             text=text,
-            textposition="top center",
+            # below the points (they sit at accuracy ≈ 1), alternating sides so that neighbours do not overlap
+            textposition=["bottom left" if k % 2 == 0 else "bottom right" for k in range(len(rows))],
             marker={"size": 12 if policy in ("nats", "full") else 8},
             name=POLICY_LABELS[policy],
         )
@@ -374,7 +375,12 @@ def role_strip_figure(model, tokens: torch.Tensor) -> go.Figure:
             colorbar={"tickvals": [0, 1, 2], "ticktext": ["global", "local", "sliding"]},
         )
     )
-    figure.update_layout(title="learned roles on one held-out sequence", width=1100, height=320)
+    figure.update_layout(
+        title="learned roles on one held-out sequence",
+        yaxis={"autorange": "reversed"},  # layer 1 head 1 on top, in reading order
+        width=1100,
+        height=320,
+    )
     return figure
 
 
