@@ -311,7 +311,12 @@ def guarantee_cost_figure(tables: dict) -> go.Figure:
             mode="lines+markers",
             name=label,
         )
-    figure.add_hline(y=1, line={"dash": "dot", "color": "gray"}, annotation_text="ℓ·z = N")
+    figure.add_hline(
+        y=1,
+        line={"dash": "dot", "color": "gray"},
+        annotation_text="ℓ·z = N",
+        annotation_position="bottom left",
+    )
     figure.update_layout(
         title="the guarantee's hashing work per token, relative to N",
         xaxis={"title": "N (tokens)", "type": "log"},
