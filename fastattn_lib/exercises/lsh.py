@@ -1,4 +1,5 @@
-"""Notebook 01's exercises: collision probabilities, a hyperplane hash, tables for a target recall."""
+"""Notebook 01's exercises: collision probabilities, a hyperplane hash, tables for a target recall, and the
+quality ρ of a family."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def _judge_hyperplane_bucket(function) -> bool:
 def _smallest_tables(theta: float, n_hashes: int, target: float) -> int:
     p = 1 - theta / math.pi
     return math.ceil(math.log(1 - target) / math.log(1 - p**n_hashes))
+
+
+def _hyperplane_rho_from_distances(near: float, far: float) -> float:
+    p_near, p_far = (1 - 2 * math.asin(tau / 2) / math.pi for tau in (near, far))  # θ = 2·asin(τ/2)
+    return math.log(1 / p_near) / math.log(1 / p_far)
 
 
 EXERCISES: dict[str, Exercise] = {
@@ -80,5 +86,21 @@ EXERCISES: dict[str, Exercise] = {
         judge=close_to(1 / 32, 0.001),
         solution=lambda: 1 / (2 * 16),
         wrong=(None, 1 / 16, 0.5, 0),
+    ),
+    "lsh_hyperplane_rho": Exercise(
+        notebook="01",
+        prompt="Predict the quality ρ = ln(1/p₁)/ln(1/p₂) of hyperplane hashes at r = 0.5 and c = 2: a near "
+        "pair of unit vectors at distance 0.5, a far pair at distance 1 (within 0.005).",
+        hint="Turn each distance τ into an angle first, θ = 2·asin(τ/2) (distance 1 is 60°, not 1 radian); "
+        "one hyperplane collides with probability p = 1 − θ/π; then ρ = ln(1/p₁) / ln(1/p₂).",
+        judge=close_to(collisions.rho(0.5, 2.0, "hyperplane"), 0.005),
+        solution=lambda: _hyperplane_rho_from_distances(0.5, 1.0),
+        wrong=(
+            None,
+            0.25,  # 1/c², the cross-polytope's limit at small r, not the hyperplane's ρ
+            collisions.rho(0.3, 2.0, "hyperplane"),  # Figure 5's r = 0.3, read off instead of worked out
+            math.log(1 / (1 - 0.5 / math.pi)) / math.log(1 / (1 - 1 / math.pi)),  # distances used as angles
+            "0.43",
+        ),
     ),
 }
