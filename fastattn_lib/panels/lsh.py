@@ -1,24 +1,30 @@
 """Notebook 01 (LSH intuition): pictures of how hashes carve the sphere, and the live ℓ/z panel.
 
-`lsh_update(...)` is the panel's pure computation: theory curves, measured collision rates and a
-near-neighbour search, all for one setting of (ℓ, z, family, dim, device). `draw_lsh` writes that data
-into two figures; the same figures serve the static pictures and the live `FigureWidget`s.
+`setup` is the notebook's first step (plotly, device, problem sizes). `lsh_update(...)` is the panel's pure
+computation: theory curves, measured collision rates and a near-neighbour search, all for one setting of
+(ℓ, z, family, dim, device). `draw_lsh` writes that data into two figures; the same figures serve the static
+pictures (`collision_figure`) and the live `FigureWidget`s. `search_by_hashes` and `recall_work_figure`
+compare several z at once; `rotations_of` hands the from-scratch cell the library's random rotations.
+`static_lsh_panel` is the panel without a kernel: both views for a grid of settings, one shown at a time.
 `rho_by_dimension` and `rho_figure` compare the two families by their quality ρ as the dimension grows.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
 from .. import lsh
 from ..checks import check_count
-from ..device import cpu_generator
-from .common import Panel, device_options, dropdown, slider
+from ..device import resolve_device
+from .common import Panel, device_options, dropdown, setup_plotly, slider
+from .static import precomputed_figure
 
 NEAR_ANGLE = math.pi / 6  # "near" for the search demo: within 30° of the query
 DIMS = (2, 3, 4, 8, 16, 32, 64)
@@ -26,6 +32,19 @@ DEFAULTS = {"n_tables": 4, "n_hashes": 2, "family": "cross_polytope", "dim": 16,
 # The cross-polytope theory is a tabulated Monte-Carlo estimate (standard error <= 0.004) interpolated
 # on a 3° grid; hyperplane theory is exact.
 THEORY_SLACK = {"hyperplane": 0.0, "cross_polytope": 0.015}
+SMOKE_SIZES = (500, 32)  # (points, queries) of a smoke run
+
+
+def setup(device="auto", smoke: bool = False, n_points: int = 2000, n_queries: int = 64):
+    """The notebook's first step: plotly set up for live and exported figures, the device resolved, and the
+    problem sizes (`SMOKE_SIZES` in a smoke run). Prints where it computes; returns (device, N, queries)."""
+    check_count("n_points", n_points)
+    check_count("n_queries", n_queries)
+    setup_plotly()
+    device = resolve_device(device)
+    n_points, n_queries = SMOKE_SIZES if smoke else (n_points, n_queries)
+    print(f"computing on {device}; N = {n_points} points, {n_queries} queries")
+    return device, n_points, n_queries
 
 
 @dataclass
@@ -50,6 +69,15 @@ class LSHPanelData:
         """Largest |measured − theory| over the dots in binomial standard errors, past the theory's slack."""
         excess = np.abs(self.measured - self.expected) - THEORY_SLACK[self.family]
         return float(np.max(np.clip(excess, 0, None) / np.maximum(self.stderr, 1e-3)))
+
+    def measured_at(self, degrees: float) -> tuple[float, float]:
+        """(measured rate, its standard error) at the measured angle `degrees` (one of `measured_deg`)."""
+        hits = np.flatnonzero(np.isclose(self.measured_deg, degrees))
+        if len(hits) != 1:
+            raise ValueError(
+                f"degrees: expected one of {self.measured_deg.round(1).tolist()}, got {degrees!r}"
+            )
+        return float(self.measured[hits[0]]), float(self.stderr[hits[0]])
 
 
 def lsh_update(
@@ -103,6 +131,14 @@ def lsh_figures() -> list[go.Figure]:
         layout={
             "xaxis": {"title": "angle θ between the two vectors (degrees)", "range": [0, 180]},
             "yaxis": {"title": "P[same bucket in ≥ 1 table]", "range": [-0.02, 1.02]},
+            # Inside the plot's empty top-right corner (every curve falls with θ), so no label is cut off.
+            "legend": {
+                "x": 0.98,
+                "y": 0.98,
+                "xanchor": "right",
+                "yanchor": "top",
+                "bgcolor": "rgba(255,255,255,0.8)",
+            },
             "width": 520,
             "height": 380,
             "margin": {"t": 50},
@@ -145,6 +181,70 @@ def draw_lsh(figures, data: LSHPanelData) -> None:
     )
 
 
+def collision_figure(data: LSHPanelData) -> go.Figure:
+    """The panel's left view, drawn once for `data`: p(θ), 1 − (1 − p^z)^ℓ and the measured dots."""
+    figures = lsh_figures()
+    draw_lsh(figures, data)
+    return figures[0]
+
+
+def search_by_hashes(
+    n_tables: int,
+    hashes=(1, 2, 3),
+    family: str = "cross_polytope",
+    dim: int = 16,
+    device="auto",
+    seed: int = 0,
+    n_points: int = 2000,
+    n_queries: int = 64,
+) -> dict[int, lsh.SearchQuality]:
+    """Near-neighbour search quality with the first u = 1 … ℓ tables, for each z in `hashes`, on the same
+    planted points and queries (each query `NEAR_ANGLE` from one point)."""
+    hashes = list(hashes)
+    if not hashes:
+        raise ValueError("hashes: expected at least one z, got none")
+    points, queries = lsh.planted_near_neighbors(
+        n_points, n_queries, dim, NEAR_ANGLE, seed=seed, device=device
+    )
+    return {
+        z: lsh.near_neighbor_search(
+            lsh.LSHTables(dim, n_tables, z, family, seed=seed, device=device), points, queries, NEAR_ANGLE
+        )
+        for z in hashes
+    }
+
+
+def recall_work_figure(searches: dict[int, lsh.SearchQuality], family: str = "cross_polytope") -> go.Figure:
+    """Recall against work (percent of N examined, log axis: the z's differ by factors), one line per z, one
+    marker per number of tables u."""
+    figure = lsh_figures()[1]
+    figure.data = ()
+    for z, quality in searches.items():
+        figure.add_scatter(
+            x=100 * quality.examined.numpy(),
+            y=100 * quality.recall.numpy(),
+            name=f"z = {z}",
+            mode="lines+markers",
+        )
+    n_tables = len(next(iter(searches.values())).n_tables)
+    figure.update_layout(
+        title=f"recall vs work for ℓ = 1 … {n_tables} tables ({family})",
+        xaxis={"type": "log", "rangemode": "normal"},
+        showlegend=True,
+        width=620,
+    )
+    return figure
+
+
+def rotations_of(tables: lsh.LSHTables) -> torch.Tensor:
+    """The random rotations a dense cross-polytope `LSHTables` drew, as A [ℓ, z, D, m]: A[u, t] rotates x
+    for hash t of table u (the library stores them side by side, as one m × ℓ·z·D matrix per head)."""
+    if tables.family != "cross_polytope" or tables.rotation != "dense" or tables.n_heads is not None:
+        raise ValueError(f"tables: expected single-head dense cross-polytope tables, got {tables!r}")
+    shape = (tables.n_tables, tables.n_hashes, tables.out_per_hash, tables.dim)
+    return tables.projections[0].T.reshape(shape)
+
+
 def lsh_panel(device="auto", **overrides) -> Panel:
     """The live panel: ℓ, z, family, dim and device; each change recomputes `lsh_update` and redraws."""
     values = {**DEFAULTS, "device": device, **overrides}
@@ -159,6 +259,64 @@ def lsh_panel(device="auto", **overrides) -> Panel:
     }
     figures = [go.FigureWidget(figure) for figure in lsh_figures()]
     return Panel(controls, figures, lsh_update, draw_lsh)
+
+
+STATIC_TABLES = (1, 2, 4, 8, 16)  # the kernel-free panel's slider: ℓ
+STATIC_HASHES = (1, 2, 4, 6)  # its menu: z, for each family
+STATIC_FAMILIES = ("cross_polytope", "hyperplane")  # the one ANNA uses first: the panel opens on it
+
+
+@functools.cache
+def _two_views_layout() -> go.Layout:
+    """The kernel-free panel's frame, the two views' axes side by side (built once: plotly is slow at it)."""
+    collisions, search = lsh_figures()
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)  # no subplot titles: the menu sits there
+    figure.update_xaxes(title_text=collisions.layout.xaxis.title.text, range=[0, 180], row=1, col=1)
+    figure.update_yaxes(title_text=collisions.layout.yaxis.title.text, range=[-0.02, 1.02], row=1, col=1)
+    figure.update_xaxes(title_text=search.layout.xaxis.title.text, rangemode="tozero", row=1, col=2)
+    figure.update_yaxes(title_text=search.layout.yaxis.title.text, range=[0, 105], row=1, col=2)
+    legend = {"x": 0.44, "y": 0.98, "xanchor": "right", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)"}
+    figure.update_layout(legend=legend, width=1000, height=470)
+    return figure.layout
+
+
+def panel_state_figure(
+    n_tables: int,
+    n_hashes: int,
+    family: str,
+    dim: int = 16,
+    device="auto",
+    seed: int = 0,
+    n_points: int = 2000,
+    n_queries: int = 64,
+) -> go.Figure:
+    """Both views of the panel side by side for one setting, titled with its recall and work: one state of
+    the kernel-free panel."""
+    data = lsh_update(
+        n_tables, n_hashes, family, dim, device, seed=seed, n_points=n_points, n_queries=n_queries
+    )
+    collisions, search = lsh_figures()
+    draw_lsh((collisions, search), data)
+    figure = go.Figure(layout=_two_views_layout())
+    figure.add_traces(list(collisions.data))
+    figure.add_trace(search.data[0].update(showlegend=False, xaxis="x2", yaxis="y2"))
+    recall, examined = 100 * data.search.recall[-1], 100 * data.search.examined[-1]
+    figure.update_layout(title=f"ℓ = {n_tables}: {recall:.0f}% recall, {examined:.1f}% examined")
+    return figure
+
+
+def static_lsh_panel(
+    dim: int = 16, device="auto", seed: int = 0, n_points: int = 2000, n_queries: int = 64
+) -> go.Figure:
+    """The panel without a kernel: `panel_state_figure` for every ℓ in `STATIC_TABLES` (the slider) and every
+    family and z in `STATIC_HASHES` (the menu), precomputed; it moves in exported HTML and in the book."""
+
+    def draw(n_tables, family, n_hashes):
+        return panel_state_figure(n_tables, n_hashes, family, dim, device, seed, n_points, n_queries)
+
+    return precomputed_figure(
+        draw, ("n_tables", STATIC_TABLES), {"family": STATIC_FAMILIES, "n_hashes": STATIC_HASHES}
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -201,18 +359,35 @@ def hyperplane_circle_figure(n_hashes: int = 3, n_points: int = 720, seed: int =
     return figure
 
 
-def cross_polytope_sphere_figure(n_points: int = 4000, seed: int = 0) -> go.Figure:
-    """One cross-polytope hash in 3-D: a random rotation, then the nearest of ±e₁, ±e₂, ±e₃ — 6 regions."""
-    generator = cpu_generator(seed, "lsh-sphere-picture")
-    points = torch.nn.functional.normalize(torch.randn(n_points, 3, generator=generator), dim=-1)
-    buckets = lsh.LSHTables(3, 1, 1, "cross_polytope", seed=seed, device="cpu").bucket_ids(points)[0]
+def cross_polytope_sphere_figure(n_points: int = 20000, seed: int = 0) -> go.Figure:
+    """One cross-polytope hash in 3-D: a random Gaussian matrix, then the nearest of ±e₁, ±e₂, ±e₃: 6 regions,
+    drawn as a sphere surface (a latitude-longitude grid of about `n_points` points) coloured by bucket."""
+    check_count("n_points", n_points, minimum=8)
+    n_lat = max(4, round(math.sqrt(n_points / 2)))
+    lat, lon = torch.meshgrid(
+        torch.linspace(0, math.pi, n_lat, dtype=torch.float64),
+        torch.linspace(0, 2 * math.pi, 2 * n_lat, dtype=torch.float64),
+        indexing="ij",
+    )
+    grid = torch.stack([lat.sin() * lon.cos(), lat.sin() * lon.sin(), lat.cos()], dim=-1)  # (lat, lon, 3)
+    tables = lsh.LSHTables(3, 1, 1, "cross_polytope", seed=seed, device="cpu")
+    buckets = tables.bucket_ids(grid.reshape(-1, 3))[0].reshape(lat.shape)
+    x, y, z = (grid[..., i].numpy() for i in range(3))
     figure = go.Figure(
-        go.Scatter3d(
-            x=points[:, 0].numpy(),
-            y=points[:, 1].numpy(),
-            z=points[:, 2].numpy(),
-            mode="markers",
-            marker={"size": 2.5, "color": buckets.numpy(), "colorscale": "Turbo"},
+        go.Surface(
+            x=x,
+            y=y,
+            z=z,
+            surfacecolor=buckets.numpy(),
+            colorscale="Turbo",
+            cmin=0,
+            cmax=5,
+            showscale=False,
+            lighting={
+                "ambient": 0.85,
+                "diffuse": 0.25,
+                "specular": 0.05,
+            },  # flat colours: buckets, not shading
         )
     )
     figure.update_layout(
