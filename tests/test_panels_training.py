@@ -156,3 +156,9 @@ def test_figure1_match2_draws_every_z_on_a_log_axis_with_zero_at_the_floor():
     assert figure.layout.yaxis.type == "log" and len(figure.data) == errors.shape[1]
     assert np.allclose(figure.data[1].y, np.maximum(errors[:, 1], training_panels.ERROR_FLOOR))
     assert list(figure.data[1].customdata) == list(errors[:, 1])
+
+
+def test_the_induction_grids_share_a_colour_scale_from_zero():
+    record = training_panels.shipped_record("induction", 10.0)
+    axis = training_panels.figure1_induction_pair(record).layout.coloraxis
+    assert axis.cmin == 0 and axis.cmax == max(map(max, record["zero_shot_grid"] + record["distilled_grid"]))

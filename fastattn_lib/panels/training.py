@@ -249,7 +249,14 @@ def cosine_figure(cosines: dict, dim: int, n_tables: int = 8, n_hashes: int = 1)
     )
     figure.update_xaxes(title="cosine(q̂_i, k̂_j)")
     figure.update_yaxes(title="share of pairs", secondary_y=False)
-    figure.update_yaxes(title="probability of ≥ 1 collision", range=[0, 1.02], secondary_y=True)
+    figure.update_yaxes(
+        title="probability of ≥ 1 collision",
+        range=[0, 1.02],
+        tickvals=[0, 0.25, 0.5, 0.75, 1],
+        showgrid=False,
+        secondary_y=True,
+    )
+    figure.update_layout(legend={"x": 1.12})  # clear of the right-hand axis title
     return figure
 
 
@@ -562,7 +569,12 @@ def figure1_induction_pair(record: dict) -> go.Figure:
         figure.update_yaxes(type="category", row=1, col=col)
     figure.update_yaxes(title="ℓ₁ (layer 1)", col=1)
     figure.update_layout(
-        coloraxis={"colorscale": "Viridis", "cmin": 0, "colorbar": {"title": "error"}},
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": 0,
+            "cmax": float(np.max([record["zero_shot_grid"], record["distilled_grid"]])),
+            "colorbar": {"title": "error"},
+        },
         title="induction heads: two-layer ANNA error at the best z (printed in each cell)",
         width=980,
         height=420,
