@@ -145,10 +145,14 @@ CORRESPONDENCE = (
     (
         "a message: word w to (machine j, slot t)",
         "in a head of slot t: key code(j), value (w, 1);<br>token j queries code(j)",
-        "exact-match ANNA: different codes never share a bucket",
+        "exact match: distinct codes never share a bucket",
     ),
     ("the local function", "the MLP", "local work is free; the MLP computes it"),
-    ("round r", "layer r + 1: attention delivers, MLP computes", "R rounds → L = R + 1 layers"),
+    (
+        "round r: compute, then send",
+        "layer r's MLP computes;<br>layer r + 1's attention delivers",
+        "R rounds → L = R + 1 layers",
+    ),
 )
 
 
@@ -341,7 +345,7 @@ def traffic_figure(run: mpc.MPCRun, memory: int, title: str) -> go.Figure:
     figure = go.Figure()
     _add_traffic(figure, run, memory)
     figure.update_layout(title=title, width=620, height=340, barmode="group")
-    figure.update_xaxes(title="round")
+    figure.update_xaxes(title="round", dtick=1)
     figure.update_yaxes(title="words per machine")
     return figure
 
