@@ -296,8 +296,8 @@ def nats_label(row: dict) -> str:
 
 
 REGIME_TITLES = (
-    "fine-tuned: NAtS retrains every weight, baselines on the dense weights",
-    "frozen: NAtS adds only scorers, all on the same dense weights",
+    "fine-tuned: NAtS retrains every weight",
+    "frozen: every policy on the same dense weights",
 )
 
 
@@ -315,7 +315,8 @@ def regimes_figure(fine_tuned: list[dict], frozen: list[dict]) -> go.Figure:
                 y=[r["accuracy"] for r in rows],
                 mode="markers+text" if marked else "lines+markers",
                 text=[nats_label(r) if policy == "nats" else "" for r in rows],
-                textposition="middle right",
+                # above and below the points in turn, so that labels of close points do not overlap
+                textposition=["top center" if k % 2 == 0 else "bottom center" for k in range(len(rows))],
                 marker={"size": 11 if marked else 7, "color": colours[policy]},
                 name=POLICY_LABELS[policy],
                 legendgroup=policy,
@@ -324,8 +325,8 @@ def regimes_figure(fine_tuned: list[dict], frozen: list[dict]) -> go.Figure:
                 col=col,
             )
         figure.update_xaxes(title="cache fraction at the last query", range=[0, 1.1], row=1, col=col)
-    figure.update_yaxes(title="answer accuracy", range=[0, 1.05], row=1, col=1)
-    figure.update_layout(width=1100, height=460, font={"size": 11})
+    figure.update_yaxes(title="answer accuracy", range=[0, 1.12], row=1, col=1)
+    figure.update_layout(width=1100, height=480, font={"size": 11})
     return figure
 
 
