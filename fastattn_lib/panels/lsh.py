@@ -148,7 +148,7 @@ def lsh_figures() -> list[go.Figure]:
         [go.Scatter(name="first u tables", mode="lines+markers+text", textposition="top left")],
         layout={
             "xaxis": {"title": "points examined (% of N)", "rangemode": "tozero"},
-            "yaxis": {"title": "recall of near neighbours (%)", "range": [0, 105]},
+            "yaxis": {"title": "recall of near neighbours (%)", "range": [0, 112]},
             "width": 520,
             "height": 380,
             "margin": {"t": 50},
@@ -274,7 +274,7 @@ def _two_views_layout() -> go.Layout:
     figure.update_xaxes(title_text=collisions.layout.xaxis.title.text, range=[0, 180], row=1, col=1)
     figure.update_yaxes(title_text=collisions.layout.yaxis.title.text, range=[-0.02, 1.02], row=1, col=1)
     figure.update_xaxes(title_text=search.layout.xaxis.title.text, rangemode="tozero", row=1, col=2)
-    figure.update_yaxes(title_text=search.layout.yaxis.title.text, range=[0, 105], row=1, col=2)
+    figure.update_yaxes(title_text=search.layout.yaxis.title.text, range=[0, 112], row=1, col=2)
     legend = {"x": 0.44, "y": 0.98, "xanchor": "right", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)"}
     figure.update_layout(legend=legend, width=1000, height=470)
     return figure.layout
