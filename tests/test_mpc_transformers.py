@@ -93,6 +93,16 @@ def test_khop_transformer_with_too_few_hashes_makes_errors():
     assert (model(x) != y).float().mean() > 0.1
 
 
+def test_khop_transformer_reads_a_pointer_averaged_past_the_end_as_pointing_nowhere():
+    # ℓ = 8 tables of z = 2 hashes: false collisions in the find head average positions up to N
+    x, y = tasks.khop(32, 100, 4, 5, seed=5)
+    model = mpc.build_khop_transformer(5, seq_len=100, alphabet=4, n_tables=8, n_hashes=2)
+    predictions, steps = model(x, trace=True)
+    pointers = torch.stack([p for _, p, _ in steps if p is not None])
+    assert ((pointers >= -1) & (pointers < 100)).all(), "every pointer is a position or NULL"
+    assert ((predictions >= 0) & (predictions <= 4)).all() and (predictions != y).any()
+
+
 def test_khop_transformer_checks_its_input_and_takes_any_integer_ids():
     model = mpc.build_khop_transformer(2, seq_len=10, alphabet=3)
     with pytest.raises(ValueError, match=r"x: expected token ids \[batch, N = 10\], got shape \(2, 9\)"):

@@ -74,9 +74,9 @@ def test_khop_panel_tables_and_hashes_change_the_answers_drawn():
     assert "ℓ = 4" in answers.layout.title.text
 
 
-def test_khop_update_marks_every_answer_wrong_when_a_pointer_leaves_the_sequence():
-    broken = mpc_panels.khop_update(hops=5, seq_len=100, memory=32, n_tables=8, n_hashes=2, device="cpu")
-    assert broken.broken and broken.wrong.all() and broken.error == 1
+def test_khop_update_at_coarse_hashes_answers_with_errors_instead_of_crashing():
+    coarse = mpc_panels.khop_update(hops=5, seq_len=100, memory=32, n_tables=8, n_hashes=2, device="cpu")
+    assert coarse.false_pairs > 0 and 0 < coarse.error < 1
 
 
 # ---- what the notebook's cells call -------------------------------------------------------------------

@@ -178,18 +178,22 @@ class KHopTransformer(nn.Module):
         steps.append(("occurrences and next token", None, None))
 
         # Layer 2: find(i) = 1 + the previous copy of x_i, i.e. the copy whose count is one less.
+        def as_pointer(out):
+            """The averaged position as a pointer: NULL where no key matched, or where false collisions
+            averaged it out of the sequence: with too few hashes the answer is then wrong, not a crash."""
+            value = out[..., 0].round().long()
+            return torch.where((out[..., 2] > 0.5) & (value >= 0) & (value < n), value, NULL)
+
         code = x * (n + 1) + occ
         found = self.occurrences.attend(code - 1, code, torch.stack([position + 1, nxt, one], dim=-1))
-        p = torch.where(found[..., 2] > 0.5, found[..., 0].round().long(), NULL)
-        symbol = found[..., 1].round().long()
+        p, symbol = as_pointer(found), found[..., 1].round().long()
         a, a_symbol = (p, symbol) if self.bits[0] else (position, x)
         steps.append(("find", p, a))
 
         def hop(pointer, target, target_symbol):
             """pointer(target(i)) and the symbol there, for every i: exact-match on positions."""
             out = self.positions.attend(target, position, torch.stack([pointer, target_symbol, one], -1))
-            defined = out[..., 2] > 0.5
-            return torch.where(defined, out[..., 0].round().long(), NULL), out[..., 1].round().long()
+            return as_pointer(out), out[..., 1].round().long()
 
         for r in range(1, len(self.bits)):  # layer 2 + r: p_r = p_{r−1}∘p_{r−1}; apply bit r − 1 ≥ 1
             if r >= 2 and self.bits[r - 1]:

@@ -246,20 +246,16 @@ class HashingRow:
     n_hashes: int | None  # None: the smallest z without false collisions
     false_pairs: int
     error: float
-    broken: str | None = None  # why it gave no answers (then error = 1)
 
 
 def khop_hashing_rows(x, y, hops: int, tables=(1, 4), hashes=(1, 2, 3, 4, None)) -> list[HashingRow]:
-    """The hand-built k-hop transformer's error on (x, y) for every (ℓ, z), with its false collision pairs
-    (and why it gave no answers, where a false collision sent a pointer off the end: `khop_answers`)."""
+    """The hand-built k-hop transformer's error on (x, y) for every (ℓ, z), with its false collision pairs."""
     rows = []
     for n_tables in tables:
         for n_hashes in hashes:
             model = mpc.build_khop_transformer(hops, x.shape[1], ALPHABET, n_tables, n_hashes)
-            wrong, broken = khop_answers(model, x, y)
-            rows.append(
-                HashingRow(n_tables, n_hashes, model.false_collision_pairs, float(wrong.mean()), broken)
-            )
+            wrong = khop_answers(model, x, y)
+            rows.append(HashingRow(n_tables, n_hashes, model.false_collision_pairs, float(wrong.mean())))
     return rows
 
 
@@ -535,16 +531,9 @@ def khop_model(hops, seq_len, n_tables, n_hashes):
     return mpc.build_khop_transformer(hops, seq_len, ALPHABET, n_tables, n_hashes or None)
 
 
-def khop_answers(model, x: torch.Tensor, y: torch.Tensor, device="cpu") -> tuple[np.ndarray, str | None]:
-    """Which answers of the hand-built k-hop transformer on x [n, N] are wrong ([n, N] bool), and why it
-    gave none at all when it did not: a false collision in its find head can average a pointer up to N,
-    one past the sequence, which no later head can look up (every answer then counts as wrong)."""
-    try:
-        return (model(x.to(resolve_device(device))).cpu() != y).numpy(), None
-    except ValueError as error:
-        if "index: expected values" not in str(error):
-            raise
-        return np.ones(tuple(y.shape), dtype=bool), "a false collision sent a pointer off the end"
+def khop_answers(model, x: torch.Tensor, y: torch.Tensor, device="cpu") -> np.ndarray:
+    """Which answers of the hand-built k-hop transformer on x [n, N] are wrong ([n, N] bool)."""
+    return (model(x.to(resolve_device(device))).cpu() != y).numpy()
 
 
 @dataclass
@@ -559,7 +548,6 @@ class KHopData:
     false_pairs: int
     wrong: np.ndarray  # [32, N] bool: the transformer's wrong answers on the random sequences
     error: float  # the fraction of answers that are wrong
-    broken: str | None = None  # why the transformer gave no answers at all (every answer then counts wrong)
 
 
 def khop_update(hops, seq_len, memory, n_tables, n_hashes, device="auto") -> KHopData:
@@ -570,11 +558,11 @@ def khop_update(hops, seq_len, memory, n_tables, n_hashes, device="auto") -> KHo
     if run.output != y[0].tolist():
         raise AssertionError("the MPC protocol disagrees with the task's labels")
     model = khop_model(hops, seq_len, n_tables, n_hashes)
-    wrong, broken = khop_answers(model, x, y, device)
+    wrong = khop_answers(model, x, y, device)
     chosen = max(codes.n_hashes for codes in model.code_books)  # with z = 0, each code book's own
     pairs = model.false_collision_pairs
     error = float(wrong.mean())
-    return KHopData(hops, seq_len, memory, run, model.n_layers, n_tables, chosen, pairs, wrong, error, broken)
+    return KHopData(hops, seq_len, memory, run, model.n_layers, n_tables, chosen, pairs, wrong, error)
 
 
 def khop_figures() -> list[go.Figure]:
@@ -609,7 +597,7 @@ def draw_khop(figures, data: KHopData) -> None:
     depth.data[0].y = [data.run.n_rounds, data.n_layers, data.hops + 1]
     depth.layout.title = f"k = {data.hops}, N = {data.seq_len}"
     answers.data[0].z = data.wrong.astype(float).tolist()
-    outcome = data.broken or f"{int(data.wrong.sum())} of {data.wrong.size} wrong ({data.error:.1%})"
+    outcome = f"{int(data.wrong.sum())} of {data.wrong.size} wrong ({data.error:.1%})"
     answers.layout.title = (
         f"the ANNA-transformer's answers at ℓ = {data.n_tables}, z = {data.n_hashes}: {outcome}, "
         f"{data.false_pairs} false collision pairs"
