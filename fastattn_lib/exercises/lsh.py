@@ -31,7 +31,7 @@ def _smallest_tables(theta: float, n_hashes: int, target: float) -> int:
 
 
 def _hyperplane_rho_from_distances(near: float, far: float) -> float:
-    p_near, p_far = (1 - 2 * math.asin(tau / 2) / math.pi for tau in (near, far))  # θ = 2·asin(τ/2)
+    p_near, p_far = (1 - 2 * math.asin(tau / 2) / math.pi for tau in (near, far))  # θ = 2·asin(‖x − y‖/2)
     return math.log(1 / p_near) / math.log(1 / p_far)
 
 
@@ -91,8 +91,8 @@ EXERCISES: dict[str, Exercise] = {
         notebook="01",
         prompt="Predict the quality ρ = ln(1/p₁)/ln(1/p₂) of hyperplane hashes at r = 0.5 and c = 2: a near "
         "pair of unit vectors at distance 0.5, a far pair at distance 1 (within 0.005).",
-        hint="Turn each distance τ into an angle first, θ = 2·asin(τ/2) (distance 1 is 60°, not 1 radian); "
-        "one hyperplane collides with probability p = 1 − θ/π; then ρ = ln(1/p₁) / ln(1/p₂).",
+        hint="Turn each distance ‖x − y‖ into an angle first, θ = 2·asin(‖x − y‖/2) (distance 1 is 60°, "
+        "not 1 radian); one hyperplane collides with probability p = 1 − θ/π; then ρ = ln(1/p₁) / ln(1/p₂).",
         judge=close_to(collisions.rho(0.5, 2.0, "hyperplane"), 0.005),
         solution=lambda: _hyperplane_rho_from_distances(0.5, 1.0),
         wrong=(
