@@ -1,9 +1,10 @@
 """The two reasoning tasks of the ANNA experiments, as seeded, vectorised generators.
 
-* **Match2** (Sanford, Hsu, Telgarsky 2023): x uniform in {0, …, M−1}^N; y_i = 1 iff some position j has
-  x_i + x_j ≡ 0 (mod M). As in the original definition j ranges over all positions, i included, so a 0
-  matches itself (`include_self=False` excludes j = i). With N = 32 and M = 37 (odd, so only 0 is its own
-  partner) the positive rate is 1 − (36/37)^32 ≈ 0.584 with self-matches and 1 − (36/37)^31 ≈ 0.572 without.
+* **Match2** (Sanford, Hsu, Telgarsky 2023): x uniform in {0, …, |Σ|−1}^N (|Σ| the vocabulary size, also
+  the modulus); y_i = 1 iff some position j has x_i + x_j ≡ 0 (mod |Σ|). As in the original definition j
+  ranges over all positions, i included, so a 0 matches itself (`include_self=False` excludes j = i). With
+  N = 32 and |Σ| = 37 (odd, so only 0 is its own partner) the positive rate is 1 − (36/37)^32 ≈ 0.584 with
+  self-matches and 1 − (36/37)^31 ≈ 0.572 without.
 * **k-hop induction heads** (Sanford, Hsu, Telgarsky 2024): x over an alphabet of size A, no token equal to
   its predecessor. find(i) = 1 + max{j < i : x_j = x_i}, the position right after the latest earlier copy
   of x_i (undefined if there is none); y_i = x[find^k(i)], or the class A ("none") when a step is undefined.
@@ -19,7 +20,8 @@ from .device import cpu_generator
 
 
 def match2_labels(x: torch.Tensor, modulus: int, include_self: bool = True) -> torch.Tensor:
-    """Match2 labels of sequences x [n, N]: 1 where a partner x_j ≡ −x_i (mod M) exists, in O(n·(N + M))."""
+    """Match2 labels of sequences x [n, N]: 1 where a partner x_j ≡ −x_i (mod `modulus`) exists, in
+    O(n·(N + modulus))."""
     partner = (-x) % modulus  # (n, N): the value a match for x_i must have
     counts = torch.zeros(x.shape[0], modulus, dtype=torch.long).scatter_add_(
         1, x, torch.ones_like(x)

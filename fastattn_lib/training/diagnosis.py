@@ -151,6 +151,8 @@ class ErrorCauses:
 
 def error_causes(model, attention, x: torch.Tensor, y: torch.Tensor) -> ErrorCauses:
     """Split the wrong positions of `model` run with `attention` by whether ANNA met a partner key."""
+    device = next(model.parameters()).device  # the test set may sit on the CPU while the model is on a GPU
+    x, y = x.to(device), y.to(device)
     partners = partner_mask(x, model.config.vocab_size)
     has_partner = partners.any(-1)
     q, k = first_layer_qk(model, x)

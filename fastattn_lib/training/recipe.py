@@ -107,7 +107,7 @@ class TrainConfig:
 
     task: str = "match2"
     beta: float = 10.0
-    steps: int = 5_000  # softmax surrogate at temperature β (the paper: 20 000; ours is at 0 error by 2 000)
+    steps: int = 5_000  # surrogate at inverse temperature β (paper: 20 000; ours at 0 error by 2 000)
     kernel_steps: int = 1_000  # q, k trained through ANNA's many-table limit (collision kernel)
     finetune_steps: int = 2_000  # trained through ANNA itself (straight-through), fresh hashes every step
     # the last steps of the ANNA phase (at most all of them): its learning rate falls to 0 on a half cosine
