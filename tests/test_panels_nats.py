@@ -174,3 +174,37 @@ def test_role_summary_counts_sliding_roles_and_kept_record_values():
         for g, t in zip(grids, tokens, strict=True)
     ]
     assert kept == np.mean(values_kept)
+
+
+def test_static_policy_panel_holds_the_live_panels_states():
+    sparsities, windows, budgets = (2.0, 8.0), (8, 0), (8, 48)
+    figure = nats_panels.static_nats_panel(sparsities, windows, budgets, device="cpu")
+    n_states = len(sparsities) * len(windows) * len(budgets)
+    assert len(figure.data) == 4 * n_states  # three cache curves and the accuracy bars per state
+    assert [bool(t.visible) for t in figure.data] == [True] * 4 + [False] * (4 * n_states - 4)
+    assert [step.label for step in figure.layout.sliders[0].steps] == ["8", "48"]
+    buttons = figure.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == [
+        "λ = 2.0, W = 8",
+        "λ = 2.0, W = 0",
+        "λ = 8.0, W = 8",
+        "λ = 8.0, W = 0",
+    ]
+    states = ((0, 0, 2.0, 8, 8), (3, 1, 8.0, 0, 48))  # (menu entry, slider step, λ, W, budget): first, last
+    for button, index, sparsity_weight, window, budget in states:
+        step = buttons[button].args[1]["sliders"][0]["steps"][index]
+        shown = [t for t, on in zip(figure.data, step["args"][0]["visible"], strict=True) if on]
+        live = nats_panels.policy_figures()  # the live panel's own update and drawing, for the same settings
+        nats_panels.draw_policies(live, nats_panels.policy_update(sparsity_weight, window, budget, "cpu"))
+        expected = [*live[0].data, live[1].data[0]]
+        assert [t.name for t in shown] == [t.name for t in expected]
+        for ours, theirs in zip(shown, expected, strict=True):
+            assert list(ours.x) == list(theirs.x) and list(ours.y) == list(theirs.y)
+        assert list(shown[-1].text) == list(expected[-1].text)
+        assert (
+            f"λ = {sparsity_weight}, W = {window} · baselines' budget {budget};"
+            in step["args"][1]["title.text"]
+        )
+    assert nats_panels.STATIC_SPARSITIES[0] == 2.0 and set(nats_panels.STATIC_SPARSITIES) == set(
+        nats_experiment.SPARSITIES
+    )  # one shipped model per λ, the live panel's default first

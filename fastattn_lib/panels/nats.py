@@ -6,7 +6,8 @@
   the cache holds after `step`: the "paint the roles" panel (`step_bounds` keeps its step slider within
   the typed pattern).
 * `policy_update(sparsity_weight, window, budget)`: the shipped NAtS model at λ and the dense model under
-  StreamingLLM and H2O at `budget`, decoded with eviction on held-out sequences.
+  StreamingLLM and H2O at `budget`, decoded with eviction on held-out sequences; `static_nats_panel` is
+  the same panel without a kernel (a grid of its states, precomputed, behind a slider and a menu).
 * `regimes_figure(fine_tuned, frozen)`: the two training regimes side by side (accuracy against cache
   fraction), the frozen one with every policy on the same weights.
 * The notebook's longer steps as named functions: `decode_against_mask`, `load_or_train`,
@@ -29,6 +30,7 @@ from .. import nats
 from .. import nats_experiment as experiment
 from ..device import resolve_device
 from .common import Panel, device_options, dropdown, slider
+from .static import precomputed_figure
 
 LETTERS = {"G": nats.GLOBAL, "L": nats.LOCAL, "S": nats.SLIDING}
 ROLE_COLOURS = ("#d62728", "#1f77b4", "#7f7f7f")  # global, local, sliding
@@ -256,6 +258,55 @@ def policy_panel(sparsities=experiment.SPARSITIES, device="auto", **overrides) -
     }
     figures = [go.FigureWidget(figure) for figure in policy_figures()]
     return Panel(controls, figures, policy_update, draw_policies)
+
+
+STATIC_SPARSITIES = (2.0, 0.0, 8.0)  # the kernel-free panel's menu: λ, the live panel's default first
+STATIC_WINDOWS = (8, 1, 0)  # and W: the trained window first, then the smallest that still recalls, then none
+STATIC_BUDGETS = (8, 24, 48)  # its slider: the baselines' budget
+SIZE_AXIS_MAX = 52  # entries: the live panel's largest budget (48), the query itself, and some room
+
+
+@lru_cache(maxsize=1)
+def _policy_views_layout() -> go.Layout:
+    """The kernel-free policy panel's frame: the two views' axes side by side, with fixed ranges so that
+    moving between states moves the traces, not the axes (built once: plotly is slow at it)."""
+    sizes, accuracy = policy_figures()
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.1)
+    figure.update_xaxes(title_text=sizes.layout.xaxis.title.text, range=[0, 63], row=1, col=1)
+    y_title = sizes.layout.yaxis.title.text
+    figure.update_yaxes(title_text=y_title, range=[0, SIZE_AXIS_MAX], row=1, col=1)
+    figure.update_yaxes(title_text="answer accuracy", range=[0, 1.15], row=1, col=2)  # room for the labels
+    legend = {"x": 0.01, "y": 0.98, "xanchor": "left", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)"}
+    figure.update_layout(legend=legend, width=1000, height=470)
+    return figure.layout
+
+
+def policy_state_figure(sparsity_weight: float, window: int, budget: int, device="auto") -> go.Figure:
+    """One state of the kernel-free policy panel: the live panel's `policy_update` and `draw_policies` for
+    these settings, both views side by side, titled with the baselines' budget."""
+    sizes, accuracy = policy_figures()
+    draw_policies((sizes, accuracy), policy_update(sparsity_weight, window, budget, device))
+    figure = go.Figure(layout=_policy_views_layout())
+    figure.add_traces(list(sizes.data))
+    bars = accuracy.data[0].update(showlegend=False, xaxis="x2", yaxis="y2")
+    figure.add_trace(bars.update(textposition="outside", textangle=0, cliponaxis=False))
+    nats_result = accuracy.data[0].text[0]
+    figure.update_layout(title=f"baselines' budget {budget}; NAtS: {nats_result}")
+    return figure
+
+
+def static_nats_panel(
+    sparsities=STATIC_SPARSITIES, windows=STATIC_WINDOWS, budgets=STATIC_BUDGETS, device="auto"
+) -> go.Figure:
+    """The policy panel without a kernel: `policy_state_figure` (the cache size at every decoding step and
+    the answer accuracy of NAtS, StreamingLLM and H2O on the panel's held-out sequences) for every budget of
+    `budgets` (the slider) and every λ of `sparsities` and W of `windows` (the menu), precomputed. Each
+    state costs one `policy_update` (about 0.6 s on a CPU); the default grid has 27 states."""
+
+    def draw(budget, **menu):
+        return policy_state_figure(menu["λ"], menu["W"], budget, device)
+
+    return precomputed_figure(draw, ("budget", budgets), {"λ": sparsities, "W": windows})
 
 
 # ----------------------------------------------------------------------------------------------------
