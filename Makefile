@@ -9,13 +9,13 @@ BIN := $(VENV)/bin
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test notebooks strip lint bench gpu-site gpu-check clean-venv
+.PHONY: lab test notebooks book strip lint bench gpu-site gpu-check clean-venv
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install --constraint $(CONSTRAINTS) --editable ".[dev,bench,mpc]"
+	$(BIN)/python -m pip install --constraint $(CONSTRAINTS) --editable ".[dev,bench,mpc,book]"
 	touch $@
 
 # JupyterLab refuses to run as root (common in containers) unless told to; it prints the URL with its token.
@@ -30,6 +30,11 @@ test: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m fastattn_lib.notebooks run --out build notebooks/*.ipynb
+
+# The rendered book: every notebook executed with full parameters, then one offline site in build/book.
+book: $(STAMP)
+	$(BIN)/python -m fastattn_lib.book --out build/book
+	@echo "open build/book/index.html in a browser (no server, no network needed)"
 
 strip: $(STAMP)
 	$(BIN)/python -m fastattn_lib.notebooks strip notebooks/*.ipynb

@@ -78,7 +78,7 @@ def test_environment_yml_hands_everything_to_the_same_pip_requirements():
     pip_lines = re.findall(r"^\s+- (--\S+ \S+)$", text, flags=re.MULTILINE)
     make_extras = re.search(r'--editable "\.\[([\w,]+)\]"', (ROOT / "Makefile").read_text()).group(1)
     assert pip_lines == ["--constraint .ci/constraints.txt", f"--editable .[{make_extras}]"]
-    assert set(make_extras.split(",")) == {"dev", "bench", "mpc"}
+    assert set(make_extras.split(",")) == {"dev", "bench", "mpc", "book"}
     conda_packages = re.findall(r"^  - (\w[\w=.]*)$", text, flags=re.MULTILINE)
     assert sorted(p.split("=")[0] for p in conda_packages) == ["pip", "python"]
     python = re.search(r"python=(\d+)\.(\d+)", text).groups()
