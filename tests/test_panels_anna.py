@@ -125,3 +125,37 @@ def test_global_average_and_run_sizes():
     assert anna_error < 1e-5 < 0.05 < chunked_error
     assert anna_panels.run_sizes(True, 512, 3, 16384).bench == [512, 1024, 2048, 4096]
     assert anna_panels.run_sizes(False, 512, 3, 4096).bench == [512, 1024, 2048, 4096]
+
+
+def test_static_panel_holds_one_state_per_grid_point_drawn_as_the_live_panel_draws_it():
+    n, shown = 128, 16
+    figure = anna_panels.static_anna_panel(n, shown, "cpu")
+    tables, betas, hashes = anna_panels.STATIC_TABLES, anna_panels.STATIC_BETAS, anna_panels.STATIC_HASHES
+    n_states = len(tables) * len(betas) * len(hashes)
+    assert len(figure.data) == 2 * n_states  # two heatmaps a state: softmax's weights and ANNA's
+    assert [step.label for step in figure.layout.sliders[0].steps] == [str(t) for t in tables]
+    buttons = figure.layout.updatemenus[0].buttons
+    assert [button.label for button in buttons] == [f"β = {b}, z = {z}" for b in betas for z in hashes]
+    # the default state (first β, first z, first ℓ) is visible, and only it
+    assert [i for i, trace in enumerate(figure.data) if trace.visible] == [0, 1]
+    assert figure.layout.title.text.startswith(f"β = {betas[0]}, z = {hashes[0]} · ℓ = {tables[0]}: error")
+    for beta, n_hashes, n_tables in ((1.0, 4, 8), (betas[0], hashes[0], tables[0])):
+        button = buttons[betas.index(beta) * len(hashes) + hashes.index(n_hashes)]
+        step = button.args[1]["sliders"][0]["steps"][tables.index(n_tables)]
+        state = [trace for trace, on in zip(figure.data, step["args"][0]["visible"], strict=True) if on]
+        live = anna_panels.anna_figures()
+        data = anna_panels.anna_update(
+            beta, n_tables, n_hashes, "cross_polytope", n, False, "cpu", shown=shown
+        )
+        anna_panels.draw_anna(live, data)
+        assert len(state) == 2
+        for trace, view in zip(state, live[:2], strict=True):
+            assert np.array_equal(np.asarray(trace.z), np.asarray(view.data[0].z))
+            assert np.asarray(trace.z).shape == (shown, shown)
+        assert f"ℓ = {n_tables}: error {data.error:.0%}" in step["args"][1]["title.text"]
+
+
+def test_anna_update_shows_every_token_when_n_is_below_the_block():
+    data = anna_panels.anna_update(10.0, 2, 2, "cross_polytope", 40, False, "cpu", shown=64)
+    assert data.softmax_block.shape == data.anna_block.shape == (40, 40)
+    np.testing.assert_allclose(data.softmax_block.sum(-1), 1, atol=1e-5)  # all keys shown: whole rows

@@ -30,6 +30,7 @@ from ..device import cpu_generator, resolve_device
 from ..guarantee import anna_parameters, guarantee_table, measure_guarantee
 from ..lsh import LSHTables
 from .common import Panel, device_options, dropdown, slider
+from .static import precomputed_figure
 
 DIM, D_VALUE, N_CLUSTERS, SPREAD = 32, 8, 16, 0.3
 SHOWN = 96  # queries and keys drawn in the heatmaps
@@ -44,6 +45,11 @@ DEFAULTS = {
 }
 BETAS = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0)
 SIZES = (256, 512, 1024, 2048, 4096)
+# The kernel-free panel: its slider (ℓ), its menu (β × z) and the block of queries × keys each state draws
+STATIC_TABLES = (1, 2, 4, 8, 16)
+STATIC_BETAS = (10.0, 1.0, 0.1)  # the sharp softmax ANNA imitates first: the panel opens on it
+STATIC_HASHES = (2, 1, 4)  # the live panel's z first
+STATIC_SHOWN = 48
 
 
 @dataclass
@@ -106,8 +112,8 @@ class AnnaPanelData:
     n: int
     causal: bool
     device: str
-    softmax_block: np.ndarray  # (SHOWN, SHOWN) softmax weights of the first queries over the shown keys
-    anna_block: np.ndarray  # (SHOWN, SHOWN) ANNA's implied weights, same block
+    softmax_block: np.ndarray  # (shown, shown) softmax weights of the shown queries over the shown keys
+    anna_block: np.ndarray  # (shown, shown) ANNA's implied weights, same block
     softmax_out: np.ndarray  # (N, D_VALUE)
     anna_out: np.ndarray
     error: float  # relative error of ANNA's output against softmax's
@@ -116,13 +122,16 @@ class AnnaPanelData:
     guarantee_ok: float  # fraction of the shown queries meeting the (c, r, ℓ)-ANNA conditions
 
 
-def anna_update(beta, n_tables, n_hashes, family, n, causal, device="auto", seed: int = 0) -> AnnaPanelData:
-    """Softmax at β and ANNA at (ℓ, z) on the same clustered input, their outputs and the guarantee."""
+def anna_update(
+    beta, n_tables, n_hashes, family, n, causal, device="auto", seed: int = 0, shown: int = SHOWN
+) -> AnnaPanelData:
+    """Softmax at β and ANNA at (ℓ, z) on the same clustered input, their outputs and the guarantee; the
+    weight blocks hold `shown` evenly spaced queries and keys (all N when N is smaller)."""
     data = clustered_input(n, seed=seed, device=device)
     q, k, v = data.q, data.k, data.v
     soft = attention.softmax_attention(q, k, v, beta=beta, causal=causal)
     anna = attention.anna_attention(q, k, v, n_tables, n_hashes, family, seed=seed, causal=causal)
-    shown = torch.linspace(0, n - 1, SHOWN).long()  # the same positions for queries and keys
+    shown = torch.linspace(0, n - 1, min(shown, n)).long()  # the same positions for queries and keys
     # Only the shown queries' rows of the N × N matrices: the panel stays fast at large N.
     soft_rows = attention.softmax_weights(q[shown], k, beta=beta, causal=causal, query_positions=shown)
     anna_rows = attention.anna_weights(
@@ -218,6 +227,48 @@ def anna_panel(device="auto", **overrides) -> Panel:
     }
     figures = [go.FigureWidget(figure) for figure in anna_figures()]
     return Panel(controls, figures, anna_update, draw_anna)
+
+
+def anna_state_figure(
+    beta, n_tables, n_hashes, n: int = 1024, shown: int = STATIC_SHOWN, device="auto", seed: int = 0
+) -> go.Figure:
+    """One state of the kernel-free panel: `anna_update` and `draw_anna`, as the live panel calls them
+    (cross-polytope, not causal), with the two weight heatmaps side by side (float32, as drawn: 5.3
+    characters a weight in the figure's JSON) under a title with the error and the lonely queries; the output
+    scatter (N·d_v points a state) is left out."""
+    data = anna_update(beta, n_tables, n_hashes, "cross_polytope", n, False, device, seed, shown)
+    figures = anna_figures()
+    draw_anna(figures, data)
+    figure = make_subplots(
+        1, 2, subplot_titles=("softmax weights", "ANNA's weights"), horizontal_spacing=0.16
+    )
+    for col, view in enumerate(figures[:2], start=1):
+        heatmap = go.Heatmap(view.data[0], colorbar={"title": "weight", "x": 0.42 if col == 1 else 1.0})
+        figure.add_trace(heatmap, row=1, col=col)
+        figure.update_xaxes(title_text="key (sorted by cluster)", row=1, col=col)
+        figure.update_yaxes(autorange="reversed", row=1, col=col)
+    figure.update_yaxes(title_text="query (sorted by cluster)", row=1, col=1)
+    lonely = int(data.lonely_queries.sum())
+    figure.update_layout(
+        title=f"ℓ = {n_tables}: error {data.error:.0%}, {lonely} of N = {n} queries meet no key",
+        width=860,
+        height=420,
+    )
+    return figure
+
+
+def static_anna_panel(
+    n: int = 1024, shown: int = STATIC_SHOWN, device="auto", seed: int = 0, tables=STATIC_TABLES
+) -> go.Figure:
+    """The live panel without a kernel: `anna_state_figure` precomputed for every ℓ in `tables` (the slider;
+    `STATIC_TABLES` by default) and every β in `STATIC_BETAS` and z in `STATIC_HASHES` (the menu), on the
+    clustered input of N tokens: softmax's and ANNA's weights on `shown` queries × keys, titled with the
+    relative error over all N outputs. It moves in exported HTML and in the book."""
+
+    def draw(**params):
+        return anna_state_figure(params["β"], params["ℓ"], params["z"], n, shown, device, seed)
+
+    return precomputed_figure(draw, ("ℓ", tables), {"β": STATIC_BETAS, "z": STATIC_HASHES})
 
 
 # ----------------------------------------------------------------------------------------------------
