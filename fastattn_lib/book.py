@@ -101,17 +101,23 @@ def static_files(folder: Path) -> Path:
     return folder
 
 
-def sphinx_config(static: Path) -> dict:
+def sphinx_config(static: Path, work: Path) -> dict:
     return {
         "project": "fastattn",
         "html_title": "fastattn: fast attention, by hand",
         "extensions": ["myst_nb"],
         "html_theme": "sphinx_book_theme",
-        "html_theme_options": {"show_toc_level": 2, "navigation_with_keys": True},
+        # no download button: the site carries no source files to download
+        "html_theme_options": {
+            "show_toc_level": 2,
+            "navigation_with_keys": True,
+            "use_download_button": False,
+        },
         "html_static_path": [str(static)],
         "html_js_files": ["plotly.min.js"],
         "mathjax_path": "mathjax/tex-chtml.js",
-        "nb_execution_mode": "off",
+        "nb_execution_mode": "off",  # the notebooks arrive executed (papermill, as the tests run them)
+        "nb_execution_cache_path": str(work / "jupyter_cache"),
         "myst_enable_extensions": ["dollarmath", "amsmath"],
         "myst_heading_anchors": 3,
         "exclude_patterns": ["**/.ipynb_checkpoints", "_build"],
@@ -141,7 +147,7 @@ def build(executed_dir: Path, out: Path, work: Path) -> Path:
     readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
     (source / "index.md").write_text(landing_page(readme, chapters), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
-    config = sphinx_config(static_files(work / "static"))
+    config = sphinx_config(static_files(work / "static"), work)
     app = Sphinx(
         str(source), None, str(out), str(work / "doctrees"), "html",
         confoverrides=config, status=sys.stdout, warning=sys.stderr, freshenv=True,
