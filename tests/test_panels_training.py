@@ -162,3 +162,69 @@ def test_the_induction_grids_share_a_colour_scale_from_zero():
     record = training_panels.shipped_record("induction", 10.0)
     axis = training_panels.figure1_induction_pair(record).layout.coloraxis
     assert axis.cmin == 0 and axis.cmax == max(map(max, record["zero_shot_grid"] + record["distilled_grid"]))
+
+
+def test_the_kernel_free_panel_holds_one_state_per_setting():
+    betas, hashes, tables = (10.0, 1.0), (1, 6), (1, 8)
+    figure = training_panels.static_training_panel(betas, hashes, tables, device="cpu")
+    n_states = len(betas) * len(hashes) * len(tables)
+    assert len(figure.data) == 4 * n_states  # two heatmaps and their partner circles per state
+    assert [bool(trace.visible) for trace in figure.data] == [True] * 4 + [False] * (4 * n_states - 4)
+    assert [step.label for step in figure.layout.sliders[0].steps] == ["1", "8"]
+    buttons = figure.layout.updatemenus[0].buttons
+    assert [button.label for button in buttons] == [
+        f"beta = {beta}, n_hashes = {z}" for beta in betas for z in hashes
+    ]
+    assert "ANNA ℓ = 1, z = 1" in figure.layout.title.text and "β = 10" in figure.layout.title.text
+
+
+def test_a_kernel_free_state_is_what_the_live_panel_draws():
+    """State (β = 1, z = 6, ℓ = 8): the fourth menu entry's second slider step."""
+    figure = training_panels.static_training_panel((10.0, 1.0), (1, 6), (1, 8), device="cpu")
+    step = figure.layout.updatemenus[0].buttons[3].args[1]["sliders"][0]["steps"][1]
+    shown = [trace for trace, on in zip(figure.data, step["args"][0]["visible"], strict=True) if on]
+    panel = training_panels.distilled_panel(device="cpu", beta=1.0, n_tables=8, n_hashes=6)
+    live = [trace for drawn in panel.figures for trace in drawn.data]
+    assert len(shown) == len(live) == 4
+    for static, drawn in zip(shown, live, strict=True):
+        assert static.type == drawn.type
+        for name in ("z",) if drawn.type == "heatmap" else ("x", "y"):
+            assert np.array_equal(np.asarray(static[name]), np.asarray(drawn[name]))
+    title = step["args"][1]["title.text"]
+    assert panel.figures[0].layout.title.text in title and panel.figures[1].layout.title.text in title
+
+
+def test_the_kernel_free_grid_is_in_the_shipped_tables_and_small_enough():
+    import plotly.graph_objects as go
+
+    from fastattn_lib import training
+
+    grid = training.GRIDS["match2"]
+    assert all([n] in grid["n_tables"] for n in training_panels.STATIC_TABLES)
+    assert set(training_panels.STATIC_HASHES) <= set(grid["n_hashes"])
+    shipped = {record["beta"] for record in training_panels.shipped_results("match2")["runs"]}
+    assert set(training_panels.STATIC_BETAS) == shipped and training_panels.STATIC_BETAS[0] == 10.0
+    # one state's traces in the page, times the full grid's 72 states, leave room under 1.5 MB for the
+    # layout and the controls (about 0.2 MB at full size)
+    one = training_panels.distilled_state_figure(10.0, 16, 6, device="cpu")
+    traces = len(one.to_json()) - len(go.Figure(layout=one.layout).to_json())
+    assert 72 * traces < 1_200_000
+
+
+def _static_seen(beta, n_tables, n_hashes):
+    """(test error, black rows, black rows exactly the positions without a partner, least partner weight
+    of the other rows, softmax error) of test sequence 0 under the distilled model at (β, ℓ, z)."""
+    data = training_panels.distilled_update(beta, n_tables, n_hashes, sample=0, device="cpu")
+    empty, has_partner = data.anna_weights.sum(-1) == 0, data.partners.any(-1)
+    share = (data.anna_weights * data.partners).sum(-1)[has_partner].min()
+    exact = bool((empty == ~has_partner).all())
+    return round(data.error, 4), int(empty.sum()), exact, round(float(share), 4), round(data.softmax_error, 2)
+
+
+def test_what_the_kernel_free_caption_says():
+    """Notebook 04's Figure 7 caption quotes these numbers."""
+    assert _static_seen(10.0, 1, 1)[:2] == (0.1031, 12)
+    assert _static_seen(10.0, 8, 1)[:2] == (0.0002, 3)
+    for n_tables in (8, 12):
+        assert _static_seen(10.0, n_tables, 2)[1:4] == (13, True, 1.0)
+    assert _static_seen(1.0, 8, 1)[4] == 0.37 and _static_seen(0.1, 8, 1)[4] == 0.48

@@ -5,6 +5,8 @@ model trained at inverse temperature β (the surrogate as trained, or after fine
 with ℓ tables of z hashes: its test error and its attention on one test sequence next to the same weights'
 softmax attention. The rest are the notebook's helpers: the pictures (training curves, cosines, the error
 grids, attention maps), the headline recount over hash draws, and named look-ups in the shipped results.
+`static_training_panel` is the live panel without a kernel: its two heatmaps for a grid of β, z and ℓ,
+precomputed with the same update and drawing, one setting shown at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .. import data, lsh, training
 from ..attention import Anna
 from ..device import resolve_device
 from .common import Panel, device_options, dropdown, slider
+from .static import precomputed_figure
 
 
 @lru_cache(maxsize=16)
@@ -67,6 +70,15 @@ def shipped_record(task: str, beta: float) -> dict:
     raise ValueError(f"beta: no shipped {task} run at β = {beta}; shipped: {[r['beta'] for r in runs]}")
 
 
+@lru_cache(maxsize=8)
+def softmax_test_error(beta: float, device="auto") -> float:
+    """Test error of the shipped distilled Match2 weights at β run under softmax (cached: the panel shows it
+    for every ℓ and z)."""
+    return training.error_rate(
+        shipped_model("match2", float(beta), "distilled", device), *test_set("match2", device)
+    )
+
+
 def distilled_update(
     beta, n_tables, n_hashes, sample=0, stage="distilled", device="auto"
 ) -> DistilledPanelData:
@@ -78,7 +90,7 @@ def distilled_update(
     error = grid[training.GRIDS["match2"]["n_tables"].index([n_tables])][n_hashes - 1]
     model = shipped_model("match2", float(beta), stage, device)
     x, y = test_set("match2", device)
-    softmax_error = record["softmax_error"] if stage == "surrogate" else training.error_rate(model, x, y)
+    softmax_error = record["softmax_error"] if stage == "surrogate" else softmax_test_error(beta, device)
     soft = model.attention_weights(x[sample : sample + 1])[0][0, 0]
     as_anna = model.with_attention(Anna(n_tables, n_hashes, seed=0, impl="dense"))
     with torch.no_grad():
@@ -132,7 +144,7 @@ def distilled_figures() -> list[go.Figure]:
 def softmax_title(stage: str, beta: float, error: float) -> str:
     """Title of the panel's left heatmap: which weights run under softmax(β·q̂·k̂ᵀ) there."""
     weights = "the surrogate as trained" if stage == "surrogate" else "the distilled weights"
-    return f"{weights} under softmax, β = {beta:g}: test error {error:.1%}"
+    return f"{weights} under softmax, β = {beta:g}: test error {error:.2%}"
 
 
 def draw_distilled(figures, data: DistilledPanelData) -> None:
@@ -144,7 +156,7 @@ def draw_distilled(figures, data: DistilledPanelData) -> None:
     soft_map.layout.title = softmax_title(data.stage, data.beta, data.softmax_error)
     wrong = int((data.predictions != data.labels).sum())
     anna_map.layout.title = (
-        f"ANNA ℓ = {data.n_tables}, z = {data.n_hashes}: test error {data.error:.1%}<br>"
+        f"ANNA ℓ = {data.n_tables}, z = {data.n_hashes}: test error {data.error:.2%}<br>"
         f"<sub>this sequence: {wrong} of {len(data.labels)} positions wrong "
         "(red circles: true partners)</sub>"
     )
@@ -164,6 +176,70 @@ def distilled_panel(betas=(0.1, 1.0, 10.0), device="auto", **overrides) -> Panel
     }
     figures = [go.FigureWidget(figure) for figure in distilled_figures()]
     return Panel(controls, figures, distilled_update, draw_distilled)
+
+
+STATIC_BETAS = (10.0, 1.0, 0.1)  # the kernel-free panel's menu: β (the live panel's default first) ...
+STATIC_HASHES = (1, 2, 4, 6)  # ... and z, for each β
+STATIC_TABLES = (1, 2, 4, 8, 12, 16)  # its slider: ℓ
+STATIC_SMOKE = {"betas": (10.0,), "hashes": (1, 6), "tables": (1, 8)}  # the grid of a smoke run
+
+
+@lru_cache(maxsize=1)
+def _side_by_side_layout() -> go.Layout:
+    """The kernel-free panel's frame: the live panel's two heatmaps side by side on one colour scale (built
+    once: plotly is slow at it)."""
+    soft_map, _ = distilled_figures()
+    figure = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("softmax(β·q̂·k̂ᵀ)", "ANNA, hash seed 0")
+    )
+    for col in (1, 2):
+        figure.update_xaxes(title_text=soft_map.layout.xaxis.title.text, row=1, col=col)
+        figure.update_yaxes(autorange="reversed", row=1, col=col)
+    figure.update_yaxes(title_text=soft_map.layout.yaxis.title.text, row=1, col=1)
+    figure.update_layout(
+        coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "weight"}},
+        showlegend=False,
+        width=940,
+        height=540,
+    )
+    return figure.layout
+
+
+def distilled_state_figure(beta, n_tables, n_hashes, sample=0, stage="distilled", device="auto") -> go.Figure:
+    """One state of the kernel-free panel: `distilled_update` drawn by `draw_distilled`, as in the live
+    panel, its two heatmaps side by side on one colour axis, titled with both of their titles."""
+    data = distilled_update(beta, n_tables, n_hashes, sample, stage, device)
+    soft_map, anna_map = distilled_figures()
+    draw_distilled((soft_map, anna_map), data)
+    figure = go.Figure(layout=_side_by_side_layout())
+    for col, drawn in enumerate((soft_map, anna_map), start=1):
+        axes = {"xaxis": f"x{col if col > 1 else ''}", "yaxis": f"y{col if col > 1 else ''}"}
+        heatmap, partners = drawn.data
+        heatmap = heatmap.update(coloraxis="coloraxis", colorscale=None, colorbar=None, zmin=None, zmax=None)
+        figure.add_traces([heatmap.update(**axes), partners.update(**axes)])
+    figure.update_layout(title=f"{soft_map.layout.title.text}<br>{anna_map.layout.title.text}")
+    return figure
+
+
+def static_training_panel(
+    betas=STATIC_BETAS,
+    hashes=STATIC_HASHES,
+    tables=STATIC_TABLES,
+    sample: int = 0,
+    stage: str = "distilled",
+    device="auto",
+) -> go.Figure:
+    """The live panel without a kernel: `distilled_state_figure` (the panel's update and drawing) for test
+    sequence `sample` and every β in `betas` and z in `hashes` (the menu) and ℓ in `tables` (the slider),
+    precomputed, one state shown at a time; it moves in exported HTML and in the book. The titles carry each
+    setting's test error (mean of 10 hash draws, from the shipped results table) and what this sequence
+    gets wrong. `STATIC_SMOKE` is a small grid for smoke runs."""
+
+    def draw(beta, n_hashes, n_tables):
+        return distilled_state_figure(beta, n_tables, n_hashes, sample, stage, device)
+
+    figure = precomputed_figure(draw, ("n_tables", tables), {"beta": betas, "n_hashes": hashes})
+    return figure.update_layout(margin={"t": 150})
 
 
 # ----------------------------------------------------------------------------------------------------
