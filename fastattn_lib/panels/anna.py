@@ -252,7 +252,7 @@ def anna_state_figure(
     figure.update_layout(
         title=f"ℓ = {n_tables}: error {data.error:.0%}, {lonely} of N = {n} queries meet no key",
         width=860,
-        height=420,
+        height=520,  # room above the heatmaps for the kernel-free panel's menu
     )
     return figure
 
