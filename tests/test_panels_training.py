@@ -228,3 +228,10 @@ def test_what_the_kernel_free_caption_says():
     for n_tables in (8, 12):
         assert _static_seen(10.0, n_tables, 2)[1:4] == (13, True, 1.0)
     assert _static_seen(1.0, 8, 1)[4] == 0.37 and _static_seen(0.1, 8, 1)[4] == 0.48
+    surrogates = {
+        record["beta"]: record["softmax_error"]
+        for record in training_panels.shipped_results("match2")["runs"]
+    }
+    assert round(surrogates[1.0], 3) == 0.012 and round(surrogates[0.1], 3) == 0.060
+    flat = training_panels.distilled_update(0.1, 8, 1, sample=0, device="cpu").softmax_weights
+    assert 0.028 <= flat.min() and flat.max() <= 0.035
