@@ -180,3 +180,18 @@ def test_the_kernel_free_panel_holds_every_setting_behind_its_slider_and_menu():
 
 
 # ---------------------------------------------------------------------------------- notebook 04
+
+
+@pytest.mark.parametrize(("dim", "rotated_dim"), [(16, 8), (16, 16), (8, 16)])
+def test_a_gaussian_cross_polytope_hash_gives_orthogonal_vectors_one_in_2d_whatever_m(dim, rotated_dim):
+    rate, stderr = lsh_panels.gaussian_cross_polytope_rate(np.pi / 2, dim, rotated_dim, n_samples=40_000)
+    assert abs(rate - 1 / (2 * rotated_dim)) < 4 * stderr
+    same, _ = lsh_panels.gaussian_cross_polytope_rate(0.0, dim, rotated_dim, n_samples=1000)
+    assert same == 1.0
+
+
+def test_gaussian_cross_polytope_rate_at_d_equals_m_matches_the_library_table():
+    theta = np.pi / 6
+    rate, stderr = lsh_panels.gaussian_cross_polytope_rate(theta, 16, 16, n_samples=40_000)
+    table = lsh.collision_probability(theta, "cross_polytope", dim=16)
+    assert abs(rate - table) < 4 * stderr + lsh_panels.THEORY_SLACK["cross_polytope"]

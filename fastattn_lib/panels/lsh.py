@@ -4,7 +4,8 @@
 computation: theory curves, measured collision rates and a near-neighbour search, all for one setting of
 (ℓ, z, family, dim, device). `draw_lsh` writes that data into two figures; the same figures serve the static
 pictures (`collision_figure`) and the live `FigureWidget`s. `search_by_hashes` and `recall_work_figure`
-compare several z at once; `rotations_of` hands the from-scratch cell the library's random rotations.
+compare several z at once; `rotations_of` hands the from-scratch cell the library's random Gaussian matrices.
+`gaussian_cross_polytope_rate` measures one cross-polytope hash with D ≠ m rotated dimensions.
 `static_lsh_panel` is the panel without a kernel: both views for a grid of settings, one shown at a time.
 `rho_by_dimension` and `rho_figure` compare the two families by their quality ρ as the dimension grows.
 """
@@ -23,6 +24,7 @@ from plotly.subplots import make_subplots
 from .. import lsh
 from ..checks import check_count
 from ..device import resolve_device
+from ..kernels import signed_axis_reference
 from .common import Panel, device_options, dropdown, setup_plotly, slider
 from .static import precomputed_figure
 
@@ -245,6 +247,27 @@ def rotations_of(tables: lsh.LSHTables) -> torch.Tensor:
     return tables.projections[0].T.reshape(shape)
 
 
+def gaussian_cross_polytope_rate(
+    theta: float, dim: int, rotated_dim: int, n_samples: int = 100_000, seed: int = 0
+) -> tuple[float, float]:
+    """Measured probability that one cross-polytope hash with a Gaussian matrix A ∈ R^{D×m}
+    (D = `rotated_dim`, m = `dim`; the library's tables fix D = m) gives two unit vectors at angle θ the
+    same signed axis: `n_samples` random pairs at exactly θ, each hashed with its own fresh A.
+    Returns (rate, binomial standard error)."""
+    check_count("rotated_dim", rotated_dim)
+    check_count("n_samples", n_samples)
+    x, y = lsh.pairs_at_angle(theta, n_samples, dim, seed=seed, device="cpu")  # [1, n_samples, m] each
+    generator = torch.Generator().manual_seed(seed)
+    hits = 0
+    for start in range(0, n_samples, 10_000):  # chunks: every pair draws D·m numbers of its own
+        pair = slice(start, start + 10_000)
+        a = torch.randn(len(x[0, pair]), rotated_dim, dim, generator=generator)  # one A per pair
+        ax, ay = (a @ x[0, pair, :, None]).squeeze(-1), (a @ y[0, pair, :, None]).squeeze(-1)
+        hits += int((signed_axis_reference(ax) == signed_axis_reference(ay)).sum())
+    rate = hits / n_samples
+    return rate, math.sqrt(max(rate * (1 - rate), 1e-12) / n_samples)
+
+
 def lsh_panel(device="auto", **overrides) -> Panel:
     """The live panel: ℓ, z, family, dim and device; each change recomputes `lsh_update` and redraws."""
     values = {**DEFAULTS, "device": device, **overrides}
@@ -429,7 +452,7 @@ class RhoCurves:
 
     @property
     def ideal(self) -> float:
-        """1/c², the exponent the cross-polytope approaches for small r as m grows."""
+        """1/c²: the cross-polytope's m → ∞ limit `cross_polytope_limit` tends to it as r → 0, from below."""
         return 1 / self.c**2
 
     @property
