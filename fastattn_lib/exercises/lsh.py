@@ -13,7 +13,7 @@ from .core import Exercise, close_to, equals
 
 def _hyperplane_bucket_reference(x: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
     bits = (x @ normals > 0).long()  # (N, z): which side of each hyperplane
-    return (bits * 2 ** torch.arange(normals.shape[1])).sum(-1)
+    return (bits * 2 ** torch.arange(normals.shape[1], device=x.device)).sum(-1)
 
 
 def _judge_hyperplane_bucket(function) -> bool:
@@ -31,7 +31,7 @@ def _smallest_tables(theta: float, n_hashes: int, target: float) -> int:
 
 
 def _hyperplane_rho_from_distances(near: float, far: float) -> float:
-    p_near, p_far = (1 - 2 * math.asin(tau / 2) / math.pi for tau in (near, far))  # θ = 2·asin(‖x − y‖/2)
+    p_near, p_far = (1 - 2 * math.asin(dist / 2) / math.pi for dist in (near, far))  # θ = 2·asin(‖x − y‖/2)
     return math.log(1 / p_near) / math.log(1 / p_far)
 
 
@@ -51,9 +51,10 @@ EXERCISES: dict[str, Exercise] = {
     "lsh_hyperplane_bucket": Exercise(
         notebook="01",
         prompt="Write hyperplane_bucket(x, normals): the bucket of each row of x [N, m] under z hyperplanes "
-        "(normals [m, z]), read as the z-bit number Σ_b bit_b·2^b with bit_b = 1 when ⟨x, g_b⟩ > 0.",
+        "(normals [m, z], column t the normal g_t), read as the z-bit number Σ_{t=0}^{z−1} bit_t·2^t with "
+        "bit_t = 1 when ⟨x, g_t⟩ > 0.",
         hint="x @ normals gives (N, z) projections; compare with 0, turn the booleans into 0/1 integers and "
-        "weight column b by 2**b before summing over the last dimension.",
+        "weight column t by 2**t before summing over the last dimension.",
         judge=_judge_hyperplane_bucket,
         solution=lambda: _hyperplane_bucket_reference,
         wrong=(
@@ -79,13 +80,15 @@ EXERCISES: dict[str, Exercise] = {
     ),
     "lsh_cross_polytope_at_right_angle": Exercise(
         notebook="01",
-        prompt="Predict the probability that one cross-polytope hash (a Gaussian rotation of R^16, then the "
-        "closest of the 32 signed axes) gives two orthogonal unit vectors the same value (within 0.001).",
-        hint="For orthogonal x and y, Ax and Ay are independent Gaussian vectors: the two signed axes are "
-        "independent and uniform over 2·m values, so they agree with probability 1/(2m).",
-        judge=close_to(1 / 32, 0.001),
-        solution=lambda: 1 / (2 * 16),
-        wrong=(None, 1 / 16, 0.5, 0),
+        prompt="Predict the probability that one cross-polytope hash with only D = 8 rotated dimensions "
+        "(A ∈ R^{8×16} Gaussian, y = A·x, then the closest of the 16 signed axes ±e_a of R^8) gives two "
+        "orthogonal unit vectors in R^16 the same value (within 0.001).",
+        hint="Each coordinate of Ax and of Ay is a Gaussian, and for orthogonal x and y the pair "
+        "(⟨a, x⟩, ⟨a, y⟩) of one row a is uncorrelated, hence independent: Ax and Ay are independent "
+        "N(0, I_D) vectors. What counts is D, the number of signed axes 2D, not the input width m.",
+        judge=close_to(1 / (2 * 8), 0.001),
+        solution=lambda: 1 / (2 * 8),
+        wrong=(None, 1 / (2 * 16), 1 / 8, 0.5, 0),
     ),
     "lsh_hyperplane_rho": Exercise(
         notebook="01",
