@@ -19,9 +19,9 @@ def _hop_by_doubling(find: list[int], k: int) -> list[int]:
     """find^k(i) for every i (−1 where a step is undefined): doubled pointers composed along k's bits."""
     p, answer = list(find), list(range(len(find)))
     while k:
-        if k & 1:  # this bit of k is set: follow p = find^(2^r) once more
+        if k & 1:  # this bit of k is set: follow p = find^(2^d) once more
             answer = [p[a] if a >= 0 else -1 for a in answer]
-        p = [p[j] if j >= 0 else -1 for j in p]  # p ← p∘p: find^(2^(r+1))
+        p = [p[j] if j >= 0 else -1 for j in p]  # p ← p∘p: find^(2^(d+1))
         k >>= 1
     return answer
 
@@ -75,7 +75,7 @@ EXERCISES: dict[str, Exercise] = {
         notebook="03",
         prompt="Write hop(find, k): the list of find^k(i) for every position i (−1 where a step is "
         "undefined), with pointer doubling: about log₂ k compositions, not k.",
-        hint="Keep p = find^(2^r) and an answer pointer a that starts at i. For each bit of k from the "
+        hint="Keep p = find^(2^d) and an answer pointer a that starts at i. For each bit of k from the "
         "lowest: if the bit is 1, a ← p∘a (a[i] = p[a[i]]); then p ← p∘p. Keep −1 as −1.",
         judge=_judge_hop,
         solution=lambda: _hop_by_doubling,
@@ -101,10 +101,12 @@ EXERCISES: dict[str, Exercise] = {
         notebook="03",
         prompt=f"Find the smallest z at which the hand-built k-hop ANNA-transformer (k = {EXACT_HOPS}, "
         f"N = {EXACT_LEN}, ℓ = {EXACT_TABLES}) has no false collision pairs, so that it is exact on every "
-        "input.",
+        "input; estimate it first from 64^(−z) and the number of pairs of distinct codes.",
         hint="Build mpc.build_khop_transformer(5, seq_len=100, alphabet=4, n_tables=1, n_hashes=z) for "
         "z = 1, 2, … and stop at the first whose .false_collision_pairs is 0. A z whose few false pairs "
-        "happen to spare your test sequences is not enough.",
+        "happen to spare your test sequences is not enough. The estimate (about 87,000 code pairs times "
+        "64^(−z) below 1) says z = 3, but the chance varies from pair to pair: random codes that happen to "
+        "lie closer together collide far more often, so count the pairs, don't estimate them.",
         judge=_judge_smallest_exact_z,
         solution=_smallest_exact_z,
         wrong=(None, 1, 3, 4, 6, 5.0, "auto"),
