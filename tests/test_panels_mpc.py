@@ -93,14 +93,14 @@ def test_a_round_written_from_scratch_runs_on_the_library_simulator():
         mpc.simulate(mpc_panels.ScratchProtocol(lambda r, i, m: ([None, None], [(0, i % 2, 1)]), start, 1))
 
 
-def test_find_powers_by_library_are_find_composed_with_itself():
+def test_khop_transformer_pointers_are_find_composed_with_itself():
     x, _ = tasks.khop(1, seq_len=40, alphabet=4, seed=3)
     find = tasks.find_pointers(x, 4)[0].tolist()
     for r in range(4):
         position = list(range(40))
         for _ in range(2**r):  # find applied 2^r times, one hop at a time
             position = [find[j] if j >= 0 else -1 for j in position]
-        assert mpc_panels.find_powers_by_library(x, r) == position
+        assert mpc_panels.khop_transformer_pointers(x, doublings=r) == position
 
 
 def test_tree_and_khop_rounds():
@@ -109,7 +109,7 @@ def test_tree_and_khop_rounds():
     assert all(r.max_received <= r.memory for r in rows)
     x, _ = tasks.khop(1, seq_len=60, alphabet=4, seed=0)
     khop = mpc_panels.khop_doubling_rounds(x, 5)
-    assert all(r.right for r in khop) and [r.doubling for r in khop] == [4, 6, 6, 8, 8]
+    assert all(r.right for r in khop) and [r.after_find for r in khop] == [4, 6, 6, 8, 8]
     assert len({r.scan for r in khop}) == 1
     assert "find" in mpc_panels.khop_example_text(x, tasks.khop_labels(x, 4, 2))
 

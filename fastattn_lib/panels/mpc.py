@@ -92,9 +92,9 @@ class ScratchProtocol(mpc.Protocol):
         return memories
 
 
-def find_powers_by_library(x: torch.Tensor, doublings: int) -> list[int]:
-    """find^(2^r)(i) for r = `doublings`, as the hand-built k-hop ANNA-transformer's doubling layers compute
-    it (the pointer field of its trace), for the one sequence x [1, N] over 4 symbols."""
+def khop_transformer_pointers(x: torch.Tensor, doublings: int) -> list[int]:
+    """f_d(i) = find^(2^d)(i) for d = `doublings`, as the hand-built k-hop ANNA-transformer's doubling
+    layers compute it (the pointer field of its trace), for the one sequence x [1, N] over 4 symbols."""
     model = mpc.build_khop_transformer(2**doublings, x.shape[1], ALPHABET)
     _, steps = model(x, trace=True)
     return steps[1 + doublings][1][0].tolist()  # steps: counts, find, then one per doubling
@@ -117,13 +117,14 @@ def khop_example_text(x: torch.Tensor, y: torch.Tensor) -> str:
 class KHopRounds:
     hops: int
     scan: int  # rounds of the prefix-max scan that computes find (the same for every k)
-    doubling: int  # rounds of pointer doubling and of reading the answer's symbol
+    after_find: int  # rounds after the scan: pointer doubling, then 2 to read the answer's symbol
     right: bool  # the protocol's output equals the task's labels
 
 
 def khop_doubling_rounds(x: torch.Tensor, max_hops: int, memory: int = 32) -> list[KHopRounds]:
     """For k = 1..max_hops: the rounds of `mpc.KHopProtocol` on the sequence x [1, N], split into the scan
-    and the doubling, and whether its answers equal the task's labels."""
+    that computes find and the rounds after it (doubling and reading), and whether its answers equal the
+    task's labels."""
     rows = []
     for k in range(1, max_hops + 1):
         protocol = mpc.KHopProtocol(x[0].tolist(), hops=k, alphabet=ALPHABET, memory=memory)
@@ -227,7 +228,8 @@ def check_khop_transformers(max_hops: int, n_check: int, seq_len: int = 100, see
 
 def trace_text(x: torch.Tensor, model) -> tuple[str, torch.Tensor]:
     """The layer-by-layer trace of a k-hop transformer on one sequence x [1, N], as aligned text rows:
-    x, then after each layer p (= find^(2^r)) and a (the answer pointer), then the prediction."""
+    x, then after each layer p (= f_d = find^(2^d) after d doublings) and a (the answer pointer), then the
+    prediction."""
 
     def fmt(row):
         return " ".join(f"{v:>2}" if v >= 0 else " -" for v in row.tolist())
@@ -296,7 +298,7 @@ def cost_text(rows: list[dict]) -> str:
 
 def low_rank_text(wide: list, narrow: list) -> str:
     """Two lists of `mpc.LowRankCheck` (fan-in ⌈√N⌉ and fan-in 2) side by side."""
-    head = f"{'N':>6} {'f = ⌈√N⌉':>9} {'s':>5} {'rounds':>7}   {'f = 2':>5} {'s':>4} {'rounds':>7}"
+    head = f"{'N':>6} {'F = ⌈√N⌉':>9} {'s':>5} {'rounds':>7}   {'F = 2':>5} {'s':>4} {'rounds':>7}"
     lines = [head + "   largest error"]
     for a, b in zip(wide, narrow, strict=True):
         lines.append(
