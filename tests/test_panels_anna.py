@@ -83,7 +83,7 @@ def test_algorithm_1_by_hand_on_the_tiny_example():
     ]
     figure = anna_panels.algorithm_1_diagram()
     texts = " ".join(a.text for a in figure.layout.annotations)
-    assert "S = 6, C = 2" in texts and "(6 + 4) / (2 + 1) = 3.33" in texts
+    assert "sum = 6, count = 2" in texts and "(6 + 4) / (2 + 1) = 3.33" in texts
     assert "2.8" not in texts  # the diagram leaves query 2 to exercise 1.1
     assert len(figure.layout.shapes) == 8  # 2 tables × 4 buckets
 
@@ -112,9 +112,9 @@ def test_error_grid_figure_uses_one_log_colour_scale():
 def test_guarantee_helpers_follow_rho_and_print_every_row():
     from fastattn_lib import guarantee
 
-    theorem = anna_panels.guarantee_settings([2**10, 2**12])
-    assert len(theorem) == 6 and anna_panels.cost_follows_rho(theorem)
-    text = anna_panels.guarantee_table_text(theorem)
+    settings = anna_panels.guarantee_settings([2**10, 2**12])
+    assert len(settings) == 6 and anna_panels.cost_follows_rho(settings)
+    text = anna_panels.guarantee_table_text(settings)
     assert len(text.splitlines()) == 1 + 6 * 2
     rows = guarantee.guarantee_table([2**10, 2**12], 16, 0.3, 2)
     assert not anna_panels.cost_follows_rho({"ρ > 1/3 but falling": rows[::-1]})

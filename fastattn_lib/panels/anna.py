@@ -369,7 +369,7 @@ def guarantee_cost_figure(tables: dict) -> go.Figure:
         annotation_position="bottom left",
     )
     figure.update_layout(
-        title="the guarantee's hashing work per token, relative to N",
+        title="hashing work per token with our parameters for the guarantee, relative to N",
         xaxis={"title": "N (tokens)", "type": "log"},
         yaxis={"title": "ℓ·z / N (hashes per token per key)", "type": "log"},
         width=680,
@@ -408,7 +408,8 @@ TINY = TinyExample()
 
 
 def bucket_sums_and_counts(example: TinyExample = TINY) -> tuple[dict, dict]:
-    """Algorithm 1's build step on the tiny example: S[(u, b)] = Σ v_j, C[(u, b)] = |{j : b_u(k_j) = b}|."""
+    """Algorithm 1's build step on the tiny example: sums[(u, b)] = Σ v_j and counts[(u, b)] =
+    |{j : b_u(k_j) = b}|, over the keys j in bucket b of table u."""
     sums, counts = {}, {}
     for u, table in enumerate(example.key_buckets):
         for value, bucket in zip(example.values, table, strict=True):
@@ -418,7 +419,8 @@ def bucket_sums_and_counts(example: TinyExample = TINY) -> tuple[dict, dict]:
 
 
 def tiny_output(example: TinyExample, query: int) -> float:
-    """Algorithm 1's query step for query `query` (0-based): Σ_u S_u / Σ_u C_u over its buckets, 0 if none."""
+    """Algorithm 1's query step for query `query` (0-based): Σ_u sum_u / Σ_u count_u over its buckets, 0 if
+    they hold no key."""
     sums, counts = bucket_sums_and_counts(example)
     reads = list(enumerate(example.query_buckets[query]))
     den = sum(counts.get(read, 0) for read in reads)
@@ -426,7 +428,7 @@ def tiny_output(example: TinyExample, query: int) -> float:
 
 
 def algorithm_1_diagram(example: TinyExample = TINY) -> go.Figure:
-    """Algorithm 1's tables on the tiny example: every bucket of every table with its keys, sum S and count C;
+    """Algorithm 1's tables on the tiny example: every bucket of every table with its keys, sum and count;
     the buckets query 1 reads (orange) and query 2 reads (blue), and what query 1 and query 3 output."""
     sums, counts = bucket_sums_and_counts(example)
     n_buckets = 1 + max(max(row) for row in example.query_buckets + example.key_buckets)
@@ -443,7 +445,7 @@ def algorithm_1_diagram(example: TinyExample = TINY) -> go.Figure:
                 type="rect", x0=x, x1=x + 1.2, y0=y - 0.4, y1=y + 0.4, line={"color": border, "width": 3}
             )
             keys = " ".join(f"k{j + 1}" for j, bucket in enumerate(table) if bucket == b) or "(no key)"
-            total = f"S = {sums.get((u, b), 0):g}, C = {counts.get((u, b), 0)}"
+            total = f"sum = {sums.get((u, b), 0):g}, count = {counts.get((u, b), 0)}"
             reader_text = ", ".join(f"q{i + 1}" for i in readers)
             text = f"bucket {b}: {keys}<br>{total}" + (f"<br>read by {reader_text}" if readers else "")
             figure.add_annotation(x=x + 0.6, y=y, text=text, showarrow=False, font={"size": 11})
@@ -453,15 +455,15 @@ def algorithm_1_diagram(example: TinyExample = TINY) -> go.Figure:
     count_text = " + ".join(f"{counts.get(read, 0)}" for read in first)
     lines = [
         f"values: {values}",
-        f"<span style='color:{colours[0]}'>q1 reads S and C of its bucket in each table: "
+        f"<span style='color:{colours[0]}'>q1 reads the sum and count of its bucket in each table: "
         f"({sum_text}) / ({count_text}) = {tiny_output(example, 0):.3g}</span>",
         f"<span style='color:{colours[1]}'>q2: your turn (exercise 1.1)</span>",
-        f"<span style='color:{colours[2]}'>q3's buckets hold no key: C sums to 0, output 0</span>",
+        f"<span style='color:{colours[2]}'>q3's buckets hold no key: the counts add to 0, output 0</span>",
     ]
     for row, line in enumerate(lines):
         figure.add_annotation(x=-0.1, y=-0.9 - 0.45 * row, text=line, showarrow=False, xanchor="left")
     figure.update_layout(
-        title="Algorithm 1 on six keys: every bucket keeps the sum S and the count C of its values",
+        title="Algorithm 1 on six keys: every bucket keeps the sum and the count of its values",
         xaxis={"visible": False, "range": [-0.2, 3.0]},
         yaxis={"visible": False, "range": [-0.9 - 0.45 * len(lines), n_buckets + 0.4]},
         width=680,
