@@ -20,7 +20,7 @@ def _tiny_query_2() -> float:
 
 
 def _collision_counts_reference(query_buckets: torch.Tensor, key_buckets: torch.Tensor) -> torch.Tensor:
-    return (query_buckets[:, :, None] == key_buckets[:, None, :]).sum(0)  # (ℓ, N, M) summed over tables
+    return (query_buckets[:, :, None] == key_buckets[:, None, :]).sum(0)  # (ℓ, N_q, N_k) summed over tables
 
 
 def _judge_collision_counts(function) -> bool:
@@ -56,7 +56,7 @@ EXERCISES: dict[str, Exercise] = {
         notebook="02",
         prompt="In Figure 1's tables, query 2 reads bucket 1 of table 1 and bucket 0 of table 2. Predict its "
         "ANNA output (within 0.01).",
-        hint="Add the two buckets' sums S and, separately, their counts C, then divide: keys met in both "
+        hint="Add the two buckets' sums and, separately, their counts, then divide: keys met in both "
         "tables count twice. Neither the mean of the distinct keys met nor the mean of the two bucket "
         "averages is ANNA.",
         judge=close_to(_tiny_query_2(), 0.01),
@@ -65,11 +65,11 @@ EXERCISES: dict[str, Exercise] = {
     ),
     "anna_collision_counts": Exercise(
         notebook="02",
-        prompt="Write collision_counts(query_buckets, key_buckets): from bucket ids of shape (ℓ, N) and "
-        "(ℓ, M), the (N, M) integer matrix c_ij = the number of tables u with b_u(q_i) = b_u(k_j).",
-        hint="Compare every query with every key in every table by broadcasting, "
-        "query_buckets[:, :, None] == key_buckets[:, None, :] (shape (ℓ, N, M)), and count the matches "
-        "over the table dimension 0.",
+        prompt="Write collision_counts(query_buckets, key_buckets): from bucket ids of shape (ℓ, N_q) and "
+        "(ℓ, N_k), the (N_q, N_k) integer matrix c_ij = the number of tables u with b_u(q_i) = b_u(k_j).",
+        hint="Broadcasting can compare every query with every key in every table at once: give the query "
+        "ids a new last axis and the key ids a new middle axis, so that == yields an (ℓ, N_q, N_k) "
+        "boolean tensor. Then count the True entries along the axis that runs over the tables.",
         judge=_judge_collision_counts,
         solution=lambda: _collision_counts_reference,
         wrong=(
@@ -82,7 +82,9 @@ EXERCISES: dict[str, Exercise] = {
     "anna_tables_until_no_lonely": Exercise(
         notebook="02",
         prompt="On the clustered input with N = 1024 (seed 0) and z = 4 cross-polytope hashes per table, "
-        "find the smallest ℓ at which no query is lonely (every query meets at least one key).",
+        "find the smallest ℓ at which no query is lonely (every query meets at least one key), with "
+        "the hash functions lonely_queries draws by default (seed 0; the tables of a smaller ℓ are the "
+        "first tables of a larger one).",
         hint="Loop ℓ = 1, 2, … and stop at the first ℓ where "
         "panels.lonely_queries(data.q, data.k, ℓ, 4) has no True entry; the tables of a smaller ℓ are "
         "the first tables of a larger one, so the count of lonely queries only falls.",
@@ -93,8 +95,9 @@ EXERCISES: dict[str, Exercise] = {
     "anna_break_even_n": Exercise(
         notebook="02",
         prompt="Predict the N at which one softmax query's scoring work, N·m multiply-adds, equals ANNA's "
-        "hashing work per query, ℓ·z·m·D, at §5's setting: m = 64, ℓ = 8, z = 1, dense rotation (D = m).",
-        hint="Set N·m = ℓ·z·m·D and divide by m: N = ℓ·z·D.",
+        "hashing work per query, ℓ·z·m·D, at §6's setting: m = 64, ℓ = 8, z = 1, dense rotation (D = m).",
+        hint="Write both works as multiply-adds per query and set them equal; the width m is on both "
+        "sides. Softmax reads every one of the N keys; ANNA hashes the query ℓ·z times, m·D each.",
         judge=equals(8 * 1 * 64),
         solution=lambda: 8 * 1 * 64,
         wrong=(None, 512.0, 8 * 64 * 64, 8, 4096),
