@@ -301,7 +301,7 @@ def static_nats_panel(
     """The policy panel without a kernel: `policy_state_figure` (the cache size at every decoding step and
     the answer accuracy of NAtS, StreamingLLM and H2O on the panel's held-out sequences) for every budget of
     `budgets` (the slider) and every λ of `sparsities` and W of `windows` (the menu), precomputed. Each
-    state costs one `policy_update` (about 0.6 s on a CPU); the default grid has 27 states."""
+    state costs one `policy_update` (about 0.6 s on an idle CPU); the default grid has 27 states."""
 
     def draw(budget, **menu):
         return policy_state_figure(menu["λ"], menu["W"], budget, device)
