@@ -61,9 +61,10 @@ EXERCISES: dict[str, Exercise] = {
         notebook="04",
         prompt="Write match2_labels(x): for token ids x [n, N] in {0, …, 36}, the Match2 label of every "
         "position (1 when some position j, i itself included, holds x_j with x_i + x_j ≡ 0 mod 37).",
-        hint="The partner value is (−x) % 37, shape [n, N]; compare it with every token of the same "
-        "sequence by broadcasting, x[:, None, :] == partner[:, :, None], and ask whether any j matches. "
-        "Do not drop j = i: a 0 is its own partner.",
+        hint="First compute, for every position, the value its partner must hold (mind the sign and the "
+        "modulus). Then compare that [n, N] tensor with every token of the same sequence at once: give one "
+        "side an extra axis for i and the other an extra axis for j, and ask whether any j matches. Do not "
+        "drop j = i: a 0 is its own partner.",
         judge=_judge_labels,
         solution=lambda: _labels_reference,
         wrong=(
@@ -78,9 +79,9 @@ EXERCISES: dict[str, Exercise] = {
         prompt="A query and its partner key sit at cosine 0.8 in m = 64 dimensions. Compute the chance "
         "that ANNA with ℓ = 8 tables of z = 1 cross-polytope hash puts them in a shared bucket at least "
         "once (within 0.01).",
-        hint="One hash collides with p = collisions.collision_probability_of_cosine(torch.tensor(0.8), "
-        "'cross_polytope', dim=64) (about 0.31); the pair is missed only if all ℓ tables miss it, so the "
-        "chance is 1 − (1 − p)^ℓ.",
+        hint="Get one hash's collision probability p at cosine 0.8 from "
+        "collisions.collision_probability_of_cosine (the cross-polytope family, m = 64). The tables hash "
+        "independently, and the pair is missed only if every one of the ℓ tables misses it.",
         judge=close_to(_found_at_cosine(0.8, 8), 0.01),
         solution=lambda: 1 - (1 - _found_at_cosine(0.8, 1)) ** 8,
         wrong=(None, _found_at_cosine(0.8, 1), 0.8, _found_at_cosine(0.8, 1) ** 8),
@@ -91,8 +92,8 @@ EXERCISES: dict[str, Exercise] = {
         "31 keys is orthogonal to the query. With their collision count replaced by its expectation, "
         "predict the partner's share c_partner / Σ_j c_ij of ANNA's average (within 0.01).",
         hint="A cross-polytope hash in m dimensions gives orthogonal vectors the same value with "
-        "probability 1/(2m) = 1/128, so the other keys collide 31·8/128 ≈ 1.94 times in all; the "
-        "partner's 8 collisions are then 8 / (8 + 1.94) of the total.",
+        "probability 1/(2m). Count the collisions the other keys make, in expectation, over all tables "
+        "together, and compare them with the partner's ℓ collisions.",
         judge=close_to(_diluted_share(), 0.01),
         solution=lambda: 8 / (8 + 31 * 8 / 128),
         wrong=(None, 1.0, 1 / 32, 8 / (8 + 31)),
