@@ -8,7 +8,7 @@ Hash the unit-normalised queries q̂_i and keys k̂_j into ℓ tables of z conca
 
 so ANNA's implied attention matrix is w_ij = c_ij / Σ_j' c_ij'. A near key collides in some table with high
 probability, a far key rarely; the paper's (c, r, ℓ)-ANNA definition asks exactly that far keys get no
-weight and every near key at least 1/((|N(q_i, cr)| − 1)·ℓ + 1) (`check_anna_guarantee`). Weighting by the
+weight and every near key at least 1/((|𝒩(q_i, cr)| − 1)·ℓ + 1) (`check_anna_guarantee`). Weighting by the
 collision count is how this package reads the paper's Algorithm 1, which sums over the tables; rows with
 no collision output 0 by our convention.
 
@@ -299,7 +299,7 @@ class GuaranteeReport:
     """How an attention matrix measures up to the (c, r, ℓ)-ANNA definition, on unit-normalised q and k."""
 
     far_violations: int  # pairs with w_ij > 0 although ‖q̂_i − k̂_j‖ > c·r
-    near_violations: int  # pairs with ‖q̂_i − k̂_j‖ ≤ r but w_ij < 1/((|N(q_i, cr)| − 1)·ℓ + 1)
+    near_violations: int  # pairs with ‖q̂_i − k̂_j‖ ≤ r but w_ij < 1/((|𝒩(q_i, cr)| − 1)·ℓ + 1)
     near_pairs: int  # pairs with ‖q̂_i − k̂_j‖ ≤ r
     queries_ok: torch.Tensor  # [..., N] bool: query i meets both conditions
 
@@ -314,7 +314,7 @@ def check_anna_guarantee(
     """Check the two conditions of the (c, r, ℓ)-ANNA definition for attention weights [..., N, M]:
 
     1. no far keys: w_ij > 0 only if ‖q̂_i − k̂_j‖ ≤ c·r;
-    2. near keys get a share: ‖q̂_i − k̂_j‖ ≤ r ⇒ w_ij ≥ 1 / ((|N(q_i, cr)| − 1)·ℓ + 1),
+    2. near keys get a share: ‖q̂_i − k̂_j‖ ≤ r ⇒ w_ij ≥ 1 / ((|𝒩(q_i, cr)| − 1)·ℓ + 1),
        N(q, t) = {j : ‖q̂ − k̂_j‖ ≤ t} (keys j ≤ i only when causal).
     """
     check_qkv(q, k, k, causal, query_positions)
