@@ -17,7 +17,7 @@ Roles come from a bias-free linear `RoleScorer` on the detached hidden state (3 
 with hard straight-through Gumbel-softmax in training and taken by arg-max at inference; the first token is
 always GLOBAL. `soft_mask` is the mask as a differentiable function of the one-hot roles (product form):
 
-    M_ij = g_j + l_j·∏_{k=j+1}^{i−1}(1 − g_k) + s_j·[i − j ≤ W]      (j ≤ i; 0 above the diagonal)
+    M_ij = g_j + l_j·∏_{t=j+1}^{i−1}(1 − g_t) + s_j·[i − j ≤ W]      (j ≤ i; 0 above the diagonal)
 
 so autograd trains the scorer through the attention. `sparsity_loss` is λ times the share of the causal
 mask that GLOBAL and LOCAL tokens occupy, an explicit, normalised version of the paper's penalty (its λ
