@@ -235,3 +235,16 @@ def test_what_the_kernel_free_caption_says():
     assert round(surrogates[1.0], 3) == 0.012 and round(surrogates[0.1], 3) == 0.060
     flat = training_panels.distilled_update(0.1, 8, 1, sample=0, device="cpu").softmax_weights
     assert 0.028 <= flat.min() and flat.max() <= 0.035
+
+
+def test_cosine_figure_bins_the_cosines_itself_and_keeps_every_pair():
+    rng = np.random.default_rng(0)
+    partner, other = rng.uniform(0.5, 1.0, 300), rng.uniform(-1.0, 1.0, 5000)
+    figure = training_panels.cosine_figure({"model": (partner, other)}, dim=64)
+    bars = [trace for trace in figure.data if trace.type == "bar"]
+    assert [len(bar.y) for bar in bars] == [training_panels.COSINE_BINS] * 2, (
+        "binned: one number per bin, not per pair"
+    )
+    assert all(abs(sum(bar.y) - 1) < 1e-9 for bar in bars), "every pair counted in some bin"
+    edges = np.linspace(-1, 1, training_panels.COSINE_BINS + 1)
+    assert np.allclose(bars[0].y, np.histogram(partner, bins=edges)[0] / 300)

@@ -296,17 +296,29 @@ def partner_cosines(model, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return cos[partner].numpy(), cos[~partner & off_diagonal].numpy()
 
 
+COSINE_BINS = 80
+
+
+def cosine_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The share of `values` in each bin between `edges`: a histogram binned here, so the figure carries
+    COSINE_BINS numbers per series instead of every pair's cosine (hundreds of thousands)."""
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    return counts / max(len(values), 1)
+
+
 def cosine_figure(cosines: dict, dim: int, n_tables: int = 8, n_hashes: int = 1) -> go.Figure:
     """Histograms of partner and other cosines per model, under the chance that ANNA's ℓ tables of z
     cross-polytope hashes find a key at that cosine."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
-    for name, (partner, other) in cosines.items():
-        figure.add_histogram(
-            x=partner, name=f"{name}: partners", histnorm="probability", nbinsx=60, opacity=0.6
-        )
-        figure.add_histogram(
-            x=other, name=f"{name}: other keys", histnorm="probability", nbinsx=60, opacity=0.3
-        )
+    edges = np.linspace(-1, 1, COSINE_BINS + 1)
+    for name, pairs in cosines.items():
+        for label, values, opacity in (
+            (f"{name}: partners", pairs[0], 0.6),
+            (f"{name}: other keys", pairs[1], 0.3),
+        ):
+            shares = cosine_shares(values, edges)
+            figure.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=shares, width=edges[1] - edges[0], name=label,
+                           opacity=opacity)  # fmt: skip
     cos = torch.linspace(-1, 1, 201, dtype=torch.float64)
     found = lsh.amplification(
         lsh.collision_probability_of_cosine(cos, "cross_polytope", dim=dim), n_hashes, n_tables
