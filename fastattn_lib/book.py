@@ -132,6 +132,8 @@ def build(executed_dir: Path, out: Path, work: Path) -> Path:
     it with Sphinx into `out`. Returns `out`."""
     from sphinx.application import Sphinx
 
+    # absolute paths: Sphinx reads a relative static path against the source folder, not the caller's
+    executed_dir, out, work = (Path(path).resolve() for path in (executed_dir, out, work))
     source = work / "source"
     shutil.rmtree(source, ignore_errors=True)
     (source / "notebooks").mkdir(parents=True)

@@ -5,6 +5,7 @@ and the previous/next chapter links walk the chapters in order.
 The book is built from the notebooks executed with SMOKE=True (the same executions as the notebook tests).
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,7 +44,13 @@ def site(tmp_path_factory, smoke_notebooks):
     for path in NOTEBOOKS:
         shutil.copy(smoke_notebooks(path), executed / path.name)
     work = tmp_path_factory.mktemp("book")
-    return book.build(executed, work / "site", work)
+    here = os.getcwd()
+    os.chdir(work)  # relative paths, as `make book` passes them
+    try:
+        assert book.main(["--executed", str(executed), "--out", "site"]) == 0
+    finally:
+        os.chdir(here)
+    return work / "site"
 
 
 @pytest.fixture(scope="module")
