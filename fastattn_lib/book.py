@@ -39,10 +39,19 @@ LIVE_PANEL_NOTE = (
 
 
 def plotly_div(figure_json: dict) -> str:
-    """A figure as a div and the script that draws it, without plotly.js (the page loads it once)."""
+    """A figure as a div and the script that draws it, without plotly.js (the page loads it once). Its
+    fixed width (set for JupyterLab's wide cells) is dropped: in the book it fills the text column."""
     import plotly.io as pio
 
-    return pio.to_html(figure_json, full_html=False, include_plotlyjs=False, validate=False)
+    layout = {key: value for key, value in figure_json.get("layout", {}).items() if key != "width"}
+    return pio.to_html(
+        {**figure_json, "layout": layout},
+        full_html=False,
+        include_plotlyjs=False,
+        validate=False,
+        default_width="100%",
+        config={"responsive": True},
+    )
 
 
 def for_the_book(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:

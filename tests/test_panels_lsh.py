@@ -172,8 +172,8 @@ def test_the_kernel_free_panel_holds_every_setting_behind_its_slider_and_menu():
     assert [step.label for step in steps] == [str(n) for n in lsh_panels.STATIC_TABLES]
     buttons = figure.layout.updatemenus[0].buttons
     assert len(buttons) == len(lsh.FAMILIES) * len(lsh_panels.STATIC_HASHES)
-    assert buttons[0].label == "family = cross_polytope, n_hashes = 1"
-    assert buttons[-1].label == f"family = hyperplane, n_hashes = {lsh_panels.STATIC_HASHES[-1]}"
+    assert buttons[0].label == "family = cross_polytope, z = 1"
+    assert buttons[-1].label == f"family = hyperplane, z = {lsh_panels.STATIC_HASHES[-1]}"
     last = steps[-1].args  # ℓ = 16 of the first menu entry: 16 points on the search view
     shown = [trace for trace, on in zip(figure.data, last[0]["visible"], strict=True) if on]
     assert len(shown[3].x) == lsh_panels.STATIC_TABLES[-1] and "ℓ = 16" in last[1]["title.text"]

@@ -33,12 +33,12 @@ def test_the_dropdown_installs_the_slider_of_its_combination():
     figure = precomputed_figure(draw, ("n_tables", [1, 2]), {"n_hashes": [3, 5]})
     assert len(figure.data) == 2 * 2 * 2
     buttons = figure.layout.updatemenus[0].buttons
-    assert [b.label for b in buttons] == ["n_hashes = 3", "n_hashes = 5"]
+    assert [b.label for b in buttons] == ["z = 3", "z = 5"], "the menu names parameters by their symbols"
     visible, layout = buttons[1].args
     assert shown(figure, visible["visible"]) == [((1, 5), "a"), ((5, 1), "b")]
     second_step = layout["sliders"][0]["steps"][1]
     assert shown(figure, second_step["args"][0]["visible"]) == [((2, 5), "a"), ((5, 2), "b")]
-    assert second_step["args"][1]["title.text"] == "n_hashes = 5 · state 2/5"
+    assert second_step["args"][1]["title.text"] == "z = 5 · state 2/5"
 
 
 def test_an_empty_slider_is_refused():

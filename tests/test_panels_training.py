@@ -173,7 +173,7 @@ def test_the_kernel_free_panel_holds_one_state_per_setting():
     assert [step.label for step in figure.layout.sliders[0].steps] == ["1", "8"]
     buttons = figure.layout.updatemenus[0].buttons
     assert [button.label for button in buttons] == [
-        f"beta = {beta}, n_hashes = {z}" for beta in betas for z in hashes
+        f"β = {beta}, z = {z}" for beta in betas for z in hashes
     ]
     assert "ANNA ℓ = 1, z = 1" in figure.layout.title.text and "β = 10" in figure.layout.title.text
 

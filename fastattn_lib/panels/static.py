@@ -15,9 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 
+# How the controls name the library's parameters: by the papers' symbols (see notebooks/notation.md).
+SYMBOLS = {"n_tables": "ℓ", "n_hashes": "z", "beta": "β", "sparsity_weight": "λ", "window": "W"}
+
 
 def _label(values: Mapping) -> str:
-    return ", ".join(f"{name} = {value}" for name, value in values.items())
+    return ", ".join(f"{SYMBOLS.get(name, name)} = {value}" for name, value in values.items())
 
 
 def precomputed_figure(
@@ -65,7 +68,14 @@ def precomputed_figure(
             }
             for v, value in enumerate(values)
         ]
-        return {"active": 0, "currentvalue": {"prefix": f"{name} = "}, "steps": steps, "pad": {"t": 40}}
+        return {
+            "active": 0,
+            "currentvalue": {"prefix": f"{SYMBOLS.get(name, name)} = "},
+            "steps": steps,
+            "x": 0.36 if choices else 0.0,  # beside the menu, under the plot
+            "len": 0.64 if choices else 1.0,
+            "pad": {"t": 50},
+        }
 
     for i, trace in enumerate(figure.data):
         trace.visible = span[0, 0][0] <= i < span[0, 0][1]
@@ -82,8 +92,14 @@ def precomputed_figure(
             }
             for c, combination in enumerate(combinations)
         ]
-        figure.update_layout(
-            updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.18}]
-        )
-    figure.update_layout(margin={"t": 110})
+        menu = {
+            "buttons": buttons,
+            "direction": "up",
+            "x": 0.0,
+            "xanchor": "left",
+            "y": 0.0,
+            "yanchor": "top",
+        }
+        figure.update_layout(updatemenus=[{**menu, "pad": {"t": 90}}])
+    figure.update_layout(margin={"t": 110, "b": 150})
     return figure

@@ -239,8 +239,7 @@ def static_training_panel(
         return distilled_state_figure(beta, n_tables, n_hashes, sample, stage, device)
 
     figure = precomputed_figure(draw, ("n_tables", tables), {"beta": betas, "n_hashes": hashes})
-    figure.layout.updatemenus[0].y = 1.25  # the menu clears the right-hand heatmap's title
-    return figure.update_layout(margin={"t": 150})
+    return figure.update_layout(margin={"t": 150})  # room for the two-line title and its subtitle
 
 
 # ----------------------------------------------------------------------------------------------------
