@@ -132,6 +132,7 @@ def sphinx_config(static: Path, work: Path) -> dict:
         "exclude_patterns": ["**/.ipynb_checkpoints", "_build"],
         "suppress_warnings": ["myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure"],
         "html_copy_source": False,
+        "html_show_search_summary": False,  # summaries are fetched page by page, which file:// forbids
         "html_show_sourcelink": False,
     }
 

@@ -110,6 +110,15 @@ def test_a_page_reads_offline(site, browser_page, name):
         assert page.locator("mjx-container").count() > 0, f"{name} loads MathJax but typeset nothing"
 
 
+def test_search_finds_the_chapters_offline(site, browser_page):
+    page, outside, failed = browser_page
+    outside.clear(), failed.clear()
+    page.goto((site / "search.html").as_uri() + "?q=cross-polytope")
+    page.wait_for_function("() => document.querySelectorAll('#search-results li').length > 0")
+    results = page.locator("#search-results").inner_text()
+    assert "01 · Locality-sensitive hashing" in results and not outside and not failed
+
+
 def test_solutions_are_collapsed(site, browser_page):
     page, _, _ = browser_page
     open_page(page, site, "notebooks/01_lsh_intuition.html")
