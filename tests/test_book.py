@@ -33,8 +33,13 @@ RAW_MATH_JS = """() => {
 }"""
 MATHJAX_READY_JS = """() => !document.querySelector('script[src*="mathjax"]')
     || (window.MathJax && MathJax.startup && MathJax.startup.promise)"""
-FIGURES_JS = """() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(
-    div => div.querySelector('.main-svg') !== null && (div.data || []).length > 0)"""
+# A figure is drawn when plotly made its SVG and put something in it: traces, or (a diagram) shapes and text.
+FIGURES_JS = """() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(div => {
+    const layout = div.layout || {};
+    const parts = [div.data, layout.shapes, layout.annotations].map(list => (list || []).length);
+    const content = parts.reduce((a, b) => a + b, 0);
+    return div.querySelector('.main-svg') !== null && content > 0;
+})"""
 
 
 @pytest.fixture(scope="module")
