@@ -172,9 +172,7 @@ def test_the_kernel_free_panel_holds_one_state_per_setting():
     assert [bool(trace.visible) for trace in figure.data] == [True] * 4 + [False] * (4 * n_states - 4)
     assert [step.label for step in figure.layout.sliders[0].steps] == ["1", "8"]
     buttons = figure.layout.updatemenus[0].buttons
-    assert [button.label for button in buttons] == [
-        f"β = {beta}, z = {z}" for beta in betas for z in hashes
-    ]
+    assert [button.label for button in buttons] == [f"β = {beta}, z = {z}" for beta in betas for z in hashes]
     assert "ANNA ℓ = 1, z = 1" in figure.layout.title.text and "β = 10" in figure.layout.title.text
 
 
