@@ -4,6 +4,7 @@ JupyterLab serves a temporary copy of the notebooks (SMOKE=True) on 127.0.0.1; P
 /usr/bin/chromium, never a downloaded browser. Server and browser are shut down even when the test fails.
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -124,6 +125,16 @@ def lab_url(tmp_path_factory):
         shutil.rmtree(root / ".rt", ignore_errors=True)
 
 
+def _shut_down_kernels(base: str, token: str) -> None:
+    """Stop every kernel the server runs, so the next notebook does not share the CPU with idle kernels
+    (notebook 03's holds a Dask cluster with worker processes)."""
+    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as response:
+        kernels = json.load(response)
+    for kernel in kernels:
+        request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
 @pytest.mark.parametrize(("notebook", "slider_label"), CASES, ids=[c[0].split(".")[0] for c in CASES])
 def test_run_all_then_move_a_slider_with_the_keyboard(lab_url, notebook, slider_label):
     from playwright.sync_api import sync_playwright
@@ -192,3 +203,4 @@ def test_run_all_then_move_a_slider_with_the_keyboard(lab_url, notebook, slider_
             raise
         finally:
             browser.close()
+            _shut_down_kernels(base, token)

@@ -208,3 +208,10 @@ def test_static_policy_panel_holds_the_live_panels_states():
     assert nats_panels.STATIC_SPARSITIES[0] == 2.0 and set(nats_panels.STATIC_SPARSITIES) == set(
         nats_experiment.SPARSITIES
     )  # one shipped model per λ, the live panel's default first
+
+
+def test_nats_accuracy_is_the_policy_panels_nats_bar():
+    assert (
+        nats_panels.nats_accuracy(2.0, 1, device="cpu")
+        == nats_panels.policy_update(2.0, 1, budget=8, device="cpu").results[0].accuracy
+    )

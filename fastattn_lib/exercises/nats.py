@@ -111,9 +111,8 @@ EXERCISES: dict[str, Exercise] = {
         notebook="05",
         prompt="Find the smallest eviction window W at which the shipped NAtS model at λ = 2 still answers "
         "every query of the panel's 64 held-out sequences, decoding with eviction.",
-        hint="Decode with W = 0, 1, 2, … (panels.policy_update(2.0, W, budget, device) returns the NAtS "
-        "result first, with its .accuracy; any budget will do, it sizes only the baselines) and keep"
-        " the first W whose accuracy is 1.",
+        hint="Decode with W = 0, 1, 2, … (panels.nats_accuracy(2.0, W, device) is the policy panel's NAtS "
+        "accuracy alone) and keep the first W whose accuracy is 1.",
         judge=equals(1),
         solution=_smallest_full_recall_window,
         wrong=(None, 0, 8, 1.0, "1"),

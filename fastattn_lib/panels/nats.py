@@ -513,15 +513,18 @@ def compare_with_baselines(nats_model, setting: float, dense_model, tokens, answ
     return nats_result, budget, baselines
 
 
+def nats_accuracy(sparsity_weight: float, window: int, device="auto") -> float:
+    """The answer accuracy of the shipped NAtS model at λ on the panel's held-out sequences, decoding with
+    eviction window W: the policy panel's NAtS bar alone, without decoding the baselines."""
+    tokens, answers = experiment.held_out(PANEL_SEQUENCES)
+    model = shipped_model(float(sparsity_weight), resolve_device(device))
+    return experiment.evaluate(model, "nats", sparsity_weight, tokens, answers, window=window).accuracy
+
+
 def smallest_full_recall_window(sparsity_weight: float = 2.0, windows=range(9), device="auto") -> int:
     """The smallest eviction window W at which the shipped NAtS model at λ answers every query of the
     panel's held-out sequences, decoding with eviction (None if no W of `windows` does)."""
-    tokens, answers = experiment.held_out(PANEL_SEQUENCES)
-    model = shipped_model(float(sparsity_weight), resolve_device(device))
-    for window in windows:
-        if experiment.evaluate(model, "nats", sparsity_weight, tokens, answers, window=window).accuracy == 1:
-            return window
-    return None
+    return next((w for w in windows if nats_accuracy(sparsity_weight, w, device) == 1), None)
 
 
 def roles_in_chunks(grid: np.ndarray, chunk: int) -> bool:
