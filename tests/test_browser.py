@@ -82,6 +82,10 @@ def lab_url(tmp_path_factory):
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(root / ".config"),
         "JUPYTER_RUNTIME_DIR": str(root / ".rt"),
+        # one compute thread per kernel: torch's and numba's thread pools would otherwise fight the browser
+        # for 2 cores (notebook 05's SMOKE training then takes minutes instead of seconds)
+        "OMP_NUM_THREADS": "1",
+        "NUMBA_NUM_THREADS": "1",
     }
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
     server = subprocess.Popen(
