@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import Exercise, close_to, equals
+from .core import Exercise, close_to, equals, equals_computed
 
 # The tiny example of notebook 02's Figure 1 (the same as `panels.anna.TINY`): scalar values of six keys, the
 # bucket of each key in tables 1 and 2. Query 2 reads bucket 1 of table 1 and bucket 0 of table 2.
@@ -47,10 +47,6 @@ def _tables_until_no_lonely(n_hashes: int = 4, n: int = 1024) -> int:
     )
 
 
-def _judge_tables_until_no_lonely(answer) -> bool:
-    return equals(_tables_until_no_lonely())(answer)
-
-
 EXERCISES: dict[str, Exercise] = {
     "anna_tiny_output": Exercise(
         notebook="02",
@@ -88,7 +84,7 @@ EXERCISES: dict[str, Exercise] = {
         hint="Loop ℓ = 1, 2, … and stop at the first ℓ where "
         "panels.lonely_queries(data.q, data.k, ℓ, 4) has no True entry; the tables of a smaller ℓ are "
         "the first tables of a larger one, so the count of lonely queries only falls.",
-        judge=_judge_tables_until_no_lonely,
+        judge=equals_computed(_tables_until_no_lonely),
         solution=_tables_until_no_lonely,
         wrong=(None, 6.0, 1, 16),
     ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -42,5 +43,16 @@ def equals(expected) -> Callable[[object], bool]:
         if isinstance(expected, int):
             return isinstance(answer, int) and not isinstance(answer, bool) and answer == expected
         return type(answer) is type(expected) and answer == expected
+
+    return judge
+
+
+def equals_computed(compute: Callable[[], object]) -> Callable[[object], bool]:
+    """`equals` for an expected answer the library has to search for: `compute()` runs when an answer is
+    first judged (not when the notebook imports the exercises), and once."""
+    expected = cache(compute)
+
+    def judge(answer) -> bool:
+        return equals(expected())(answer)
 
     return judge

@@ -4,11 +4,10 @@ hand-built k-hop ANNA-transformer, and the smallest z that makes it exact."""
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 from .. import tasks
 from ..mpc import KHopTransformer, build_khop_transformer
-from .core import Exercise, equals
+from .core import Exercise, equals, equals_computed
 
 TREE_N, TREE_MEMORY = 50_000, 12
 DEPTH_HOPS = 100
@@ -45,7 +44,6 @@ def _judge_hop(function) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
 def _smallest_exact_z() -> int:
     """The smallest z at which the hand-built k-hop ANNA-transformer has no false collision pair (so it is
     exact on every input), searched with the library; computed once, when first judged."""
@@ -54,10 +52,6 @@ def _smallest_exact_z() -> int:
         if model.false_collision_pairs == 0:
             return n_hashes
     raise AssertionError("no z up to 12 is free of false collisions")
-
-
-def _judge_smallest_exact_z(answer) -> bool:
-    return equals(_smallest_exact_z())(answer)
 
 
 EXERCISES: dict[str, Exercise] = {
@@ -107,7 +101,7 @@ EXERCISES: dict[str, Exercise] = {
         "happen to spare your test sequences is not enough. The estimate (about 87,000 code pairs times "
         "64^(−z) below 1) says z = 3, but the chance varies from pair to pair: random codes that happen to "
         "lie closer together collide far more often, so count the pairs, don't estimate them.",
-        judge=_judge_smallest_exact_z,
+        judge=equals_computed(_smallest_exact_z),
         solution=_smallest_exact_z,
         wrong=(None, 1, 3, 4, 6, 5.0, "auto"),
     ),

@@ -8,7 +8,7 @@ import math
 import torch
 
 from .. import collisions, tasks
-from .core import Exercise, close_to, equals
+from .core import Exercise, close_to, equals_computed
 
 MODULUS = 37  # Match2 tokens live in {0, …, 36}
 
@@ -50,10 +50,6 @@ def _first_table_count_where_two_hashes_win(beta: float = 10.0) -> int:
         if row[z2] < row[z1]:
             return ell
     raise ValueError("z = 2 never beats z = 1 in the shipped table")
-
-
-def _judge_tables(answer) -> bool:
-    return equals(_first_table_count_where_two_hashes_win())(answer)
 
 
 EXERCISES: dict[str, Exercise] = {
@@ -105,7 +101,7 @@ EXERCISES: dict[str, Exercise] = {
         hint="Read Figure 5 (or results['runs'] for β = 10, 'distilled_grid', rows ℓ = 1…16, columns "
         "z = 1…6): go down ℓ and compare the z = 2 column with the z = 1 column; below that ℓ a finer "
         "bucket splits the partner off too often, above it it mostly drops other keys.",
-        judge=_judge_tables,
+        judge=equals_computed(_first_table_count_where_two_hashes_win),
         solution=_first_table_count_where_two_hashes_win,
         wrong=(None, 1, 8, 5.0, 16),
     ),
