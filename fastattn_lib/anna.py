@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from .checks import check_count, check_hashing, check_qkv, check_table_memory
 from .device import memory_limit
-from .kernels import causal_bucket_sums, scatter_add_rows
+from .kernels import causal_bucket_sums, collision_count_matrix, scatter_add_rows
 from .lsh import LSHTables, collision_probability_of_cosine
 
 
@@ -81,7 +81,10 @@ def collision_counts(
     tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head, rotation)
     query_ids = tables.bucket_ids(F.normalize(q, dim=-1))  # (ℓ, ..., N)
     key_ids = tables.bucket_ids(F.normalize(k, dim=-1))  # (ℓ, ..., M)
-    counts = (query_ids[..., :, None] == key_ids[..., None, :]).sum(dim=0)  # (..., N, M)
+    n_tables, n_queries, n_keys = query_ids.shape[0], query_ids.shape[-1], key_ids.shape[-1]
+    counts = collision_count_matrix(
+        query_ids.reshape(n_tables, -1, n_queries), key_ids.reshape(n_tables, -1, n_keys)
+    ).view(*query_ids.shape[1:], n_keys)  # (..., N, M)
     if causal:
         counts = counts.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device, query_positions), 0)
     return counts

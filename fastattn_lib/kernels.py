@@ -1,14 +1,18 @@
 """The compiled CPU kernels, each beside the plain-torch oracle its tests compare it with.
 
-ANNA spends its time in two places that torch does slowly on a CPU:
+ANNA spends its time in places that torch does slowly on a CPU:
 
 * the cross-polytope hash, an arg-max of |y| over D = m coordinates for every token, table and hash
   (`signed_axis_columns`; oracle `signed_axis_reference`): torch's arg-max over a short last dimension is
   not vectorised, so a numba kernel takes it down columns instead, one contiguous pass per coordinate;
 * Algorithm 1's bucket sums, S[b] += v_j for every key j in bucket b (`scatter_add_rows`; oracle
-  `scatter_add_rows_reference`, torch's `index_add_`), which torch runs as a slow generic scatter.
+  `scatter_add_rows_reference`, torch's `index_add_`), which torch runs as a slow generic scatter;
+  causal, as running sums along the positions (`causal_bucket_sums`; oracle: by sorting);
+* the rotation of FALCONN's pseudo-random cross-polytope hash (`hadamard_codes`; oracle: the butterflies
+  in torch), and the collision-count matrix c_ij of dense ANNA (`collision_count_matrix`), which torch
+  builds as a T-fold boolean tensor.
 
-Neither kernel has a gradient; callers use them only where none is needed. On a GPU torch's own
+No kernel has a gradient; callers use them only where none is needed. On a GPU torch's own
 reductions are fast and the oracles are what runs.
 """
 
@@ -23,7 +27,8 @@ from .device import match_numba_threads
 # Rows are projected and reduced in chunks of about this many floats (2 MiB of float32), which stay in a
 # CPU core's cache between the matmul and the arg-max; a GPU prefers few large launches.
 CHUNK_FLOATS = {"cpu": 2**19, "cuda": 2**26}
-COLUMN_BLOCK = 512  # columns per thread in the compiled arg-max: its five work arrays stay in L1
+COLUMN_BLOCK = 512  # columns per thread in the compiled arg-max: its two work arrays stay in L1
+HADAMARD_BLOCK = 64  # columns per thread in the compiled Hadamard rotation: a (D, 64) slab stays in L1
 
 
 def chunk_rows(device: torch.device, width: int) -> int:
@@ -45,35 +50,31 @@ def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
 
 
 @njit(fastmath=True, cache=True, boundscheck=False)
-def _write_codes(block, out):  # pragma: no cover - compiled by numba; tested through signed_axis
-    """The reference's rule down every column of block (D, c): out[r] = code of the vector block[:, r].
+def _write_codes(rows, start, width, out):  # pragma: no cover - compiled by numba; tested through signed_axis
+    """The reference's rule for the columns start .. start+width of rows (D, R): out[r] = code of rows[:, start+r].
 
-    Axis-major, so that each step is one pass over contiguous numbers, which the compiler turns into
-    vector instructions (a row of only D numbers it does not): the max and the min over the axes, then
-    the winner and its offset (0 for +, D for −; the max on a tie), then the first axis holding the
-    winner, found by scanning the axes from last to first.
+    One pass down the axes, each a contiguous row slice that the compiler turns into vector instructions
+    (a column of only D numbers it would not), keeping per column the best magnitude so far and its code.
+    An axis takes over when its magnitude is larger, or equal with a + against a − (the reference's tie
+    rule, +t beats −t); otherwise the first axis keeps it. rows must be C-contiguous: on a strided slice the
+    compiler cannot vectorise.
     """
-    dim, width = block.shape
-    top, bottom = block[0].copy(), block[0].copy()
+    dim = rows.shape[0]
+    best = np.empty(width, dtype=rows.dtype)
+    code = np.empty(width, dtype=np.int32)
+    first = rows[0, start : start + width]
+    for r in range(width):
+        best[r] = abs(first[r])
+        code[r] = 0 if first[r] >= 0 else dim
     for a in range(1, dim):
-        column = block[a]
+        row = rows[a, start : start + width]
         for r in range(width):
-            value = column[r]
-            top[r] = value if value > top[r] else top[r]
-            bottom[r] = value if value < bottom[r] else bottom[r]
-    target = np.empty_like(top)
-    offset = np.empty(width, dtype=np.int64)
+            value, magnitude, held = row[r], abs(row[r]), best[r]
+            wins = (magnitude > held) | ((magnitude == held) & (value > 0) & (code[r] >= dim))
+            best[r] = max(magnitude, held)
+            code[r] = np.int32(a if value > 0 else a + dim) if wins else code[r]
     for r in range(width):
-        positive = top[r] >= -bottom[r]
-        target[r] = top[r] if positive else bottom[r]
-        offset[r] = 0 if positive else dim
-    first = np.zeros(width, dtype=np.int64)
-    for a in range(dim - 1, -1, -1):
-        column = block[a]
-        for r in range(width):
-            first[r] = a if column[r] == target[r] else first[r]
-    for r in range(width):
-        out[r] = first[r] + offset[r]
+        out[r] = code[r]
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
@@ -84,8 +85,8 @@ def _signed_axis_columns(y, out):  # pragma: no cover - compiled by numba; teste
     n_blocks = (n_rows + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for job in prange(n_functions * n_blocks):
         t, start = job // n_blocks, (job % n_blocks) * COLUMN_BLOCK
-        stop = min(start + COLUMN_BLOCK, n_rows)
-        _write_codes(y[t, :, start:stop], out[t, start:stop])
+        width = min(COLUMN_BLOCK, n_rows - start)
+        _write_codes(y[t], start, width, out[t, start : start + width])
 
 
 def signed_axis_columns(y: torch.Tensor, out: torch.Tensor) -> None:
@@ -141,35 +142,54 @@ def hadamard_codes_reference(x_columns: torch.Tensor, signs: torch.Tensor) -> to
     return signed_axis_reference(y.transpose(-1, -2))
 
 
+@njit(cache=True, boundscheck=False)
+def _butterflies(y, h):  # pragma: no cover - compiled by numba; tested through hadamard_codes
+    """The Walsh-Hadamard transform of every column of y (D, w) in place, stages h, 2h, … (h = 1 for the
+    whole transform). Two stages at a time: rows a, a+h, a+2h, a+3h go through both stages' butterflies
+    (a, b) → (a + b, a − b) while in registers, the same additions in the same order as one stage at a
+    time, so the result is exact; a last single stage when log₂ D is odd."""
+    size, width = y.shape
+    while 4 * h <= size:
+        for i in range(0, size, 4 * h):
+            for a in range(i, i + h):
+                r0, r1, r2, r3 = y[a], y[a + h], y[a + 2 * h], y[a + 3 * h]
+                for r in range(width):
+                    sum01, diff01 = r0[r] + r1[r], r0[r] - r1[r]
+                    sum23, diff23 = r2[r] + r3[r], r2[r] - r3[r]
+                    r0[r], r1[r] = sum01 + sum23, diff01 + diff23
+                    r2[r], r3[r] = sum01 - sum23, diff01 - diff23
+        h *= 4
+    if h < size:
+        for i in range(0, size, 2 * h):
+            for a in range(i, i + h):
+                left, right = y[a], y[a + h]
+                for r in range(width):
+                    left[r], right[r] = left[r] + right[r], left[r] - right[r]
+
+
 @njit(parallel=True, cache=True, boundscheck=False)
 def _hadamard_codes(x_columns, signs, out):  # pragma: no cover - compiled by numba; tested vs the reference
-    """`hadamard_codes_reference` by column blocks: each thread rotates a (D, block) slab in place (it stays
-    in cache) and takes its codes, so the rotated vectors are never written to memory."""
+    """`hadamard_codes_reference` by column blocks: each thread rotates a (D, HADAMARD_BLOCK) slab in place
+    (it stays in L1) and takes its codes, so the rotated vectors are never written to memory."""
     groups, dim, n_rows = x_columns.shape
     _, n_functions, rounds, size = signs.shape
-    n_blocks = (n_rows + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    n_blocks = (n_rows + HADAMARD_BLOCK - 1) // HADAMARD_BLOCK
     for job in prange(groups * n_functions * n_blocks):
         g, rest = job // (n_functions * n_blocks), job % (n_functions * n_blocks)
-        t, start = rest // n_blocks, (rest % n_blocks) * COLUMN_BLOCK
-        stop = min(start + COLUMN_BLOCK, n_rows)
-        width = stop - start
+        t, start = rest // n_blocks, (rest % n_blocks) * HADAMARD_BLOCK
+        width = min(HADAMARD_BLOCK, n_rows - start)
         y = np.zeros((size, width), dtype=x_columns.dtype)
-        y[:dim] = x_columns[g, :, start:stop]
+        for a in range(dim):  # zero-padded to D rows
+            source, row = x_columns[g, a, start : start + width], y[a]
+            for r in range(width):
+                row[r] = source[r]
         for k in range(rounds):
             for a in range(size):
-                sign = signs[g, t, k, a]
+                sign, row = signs[g, t, k, a], y[a]
                 for r in range(width):
-                    y[a, r] *= sign
-            h = 1
-            while h < size:
-                for i in range(0, size, 2 * h):
-                    for a in range(i, i + h):
-                        for r in range(width):
-                            left, right = y[a, r], y[a + h, r]
-                            y[a, r] = left + right
-                            y[a + h, r] = left - right
-                h *= 2
-        _write_codes(y, out[g, t, start:stop])
+                    row[r] *= sign
+            _butterflies(y, 1)
+        _write_codes(y, 0, width, out[g, t, start : start + width])
 
 
 def hadamard_codes(x_columns: torch.Tensor, signs: torch.Tensor, out: torch.Tensor) -> None:
@@ -181,6 +201,40 @@ def hadamard_codes(x_columns: torch.Tensor, signs: torch.Tensor, out: torch.Tens
         _hadamard_codes(x_columns.detach().contiguous().numpy(), signs.contiguous().numpy(), out.numpy())
     else:
         out.copy_(hadamard_codes_reference(x_columns, signs))
+
+
+# ---- the collision counts c_ij (dense ANNA) ---------------------------------------------------------------
+
+
+def collision_count_matrix_reference(query_ids: torch.Tensor, key_ids: torch.Tensor) -> torch.Tensor:
+    """c[b, i, j] = #{tables u : query_ids[u, b, i] = key_ids[u, b, j]} for ids (T, B, N) and (T, B, M):
+    every pair compared in every table at once. The oracle of `collision_count_matrix`."""
+    return (query_ids[..., :, None] == key_ids[..., None, :]).sum(dim=0)
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def _collision_count_matrix(query_ids, key_ids, counts):  # pragma: no cover - compiled by numba
+    """counts[b, i, j] += [query_ids[u, b, i] = key_ids[u, b, j]] table by table, one batch entry per thread;
+    the inner loop runs along a row of keys, which vectorises."""
+    n_tables, batch, n_queries = query_ids.shape
+    for b in prange(batch):
+        for u in range(n_tables):
+            keys = key_ids[u, b]
+            for i in range(n_queries):
+                target, row = query_ids[u, b, i], counts[b, i]
+                for j in range(len(keys)):
+                    row[j] += keys[j] == target
+
+
+def collision_count_matrix(query_ids: torch.Tensor, key_ids: torch.Tensor) -> torch.Tensor:
+    """`collision_count_matrix_reference`, exactly: compiled on a CPU (the reference's T-fold boolean tensor
+    is most of the time of a training step through dense ANNA), the reference elsewhere. (B, N, M) int64."""
+    if query_ids.device.type != "cpu":
+        return collision_count_matrix_reference(query_ids, key_ids)
+    counts = torch.zeros(query_ids.shape[1], query_ids.shape[2], key_ids.shape[2], dtype=torch.long)
+    match_numba_threads()
+    _collision_count_matrix(query_ids.contiguous().numpy(), key_ids.contiguous().numpy(), counts.numpy())
+    return counts
 
 
 # ---- Algorithm 1's bucket sums ---------------------------------------------------------------------------
@@ -229,26 +283,24 @@ def _causal_bucket_sums(key_index, query_index, values, sums, num, counts, den):
     """Walk the positions in order, adding key i to its bucket before query i reads its own bucket.
 
     key_index, query_index (T, B, N); values (B, N, d_v); sums (size, d_v) and counts (size,) start at 0 and
-    every (table, batch) owns its own rows of them; num (B, N, d_v) and den (B, N) receive the reads. Threads
-    take (batch, block of value columns): they never write the same number, and each adds its tables in
-    the same order, so the result does not depend on the thread count.
+    every (table, batch) owns its own rows of them; num (B, N, d_v) and den (B, N) receive the reads. One
+    thread per batch entry (head): whole rows of d_v numbers are added at a time, which vectorises, and
+    each entry adds its tables in the same order, so the result does not depend on the thread count.
     """
     n_tables, batch, n = key_index.shape
     d_v = values.shape[2]
-    n_blocks = (d_v + 15) // 16
-    for job in prange(batch * n_blocks):
-        b, start = job // n_blocks, (job % n_blocks) * 16
-        stop = min(start + 16, d_v)
+    for b in prange(batch):
         for t in range(n_tables):
             for i in range(n):
                 key, query = key_index[t, b, i], query_index[t, b, i]
-                for c in range(start, stop):
-                    sums[key, c] += values[b, i, c]
-                for c in range(start, stop):
-                    num[b, i, c] += sums[query, c]
-                if start == 0:  # one thread per batch element counts
-                    counts[key] += 1
-                    den[b, i] += counts[query]
+                bucket, value = sums[key], values[b, i]
+                for c in range(d_v):
+                    bucket[c] += value[c]
+                read, total = sums[query], num[b, i]
+                for c in range(d_v):
+                    total[c] += read[c]
+                counts[key] += 1
+                den[b, i] += counts[query]
 
 
 def causal_bucket_sums_reference(key_index, query_index, values, size: int):

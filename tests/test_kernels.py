@@ -85,6 +85,16 @@ def test_causal_bucket_sums_equal_the_sorting_reference(dtype, d_v):
     assert graded[0].requires_grad and torch.allclose(graded[0], ref_num)
 
 
+@pytest.mark.parametrize(("n_tables", "n_values"), [(1, 2), (7, 3), (96, 50)])
+def test_collision_count_matrix_equals_its_reference(n_tables, n_values):
+    generator = torch.Generator().manual_seed(n_tables)
+    query_ids = torch.randint(0, n_values, (n_tables, 3, 40), generator=generator)  # (T, B, N)
+    key_ids = torch.randint(0, n_values, (n_tables, 3, 33), generator=generator)  # (T, B, M)
+    counts = kernels.collision_count_matrix(query_ids, key_ids)
+    assert counts.shape == (3, 40, 33) and counts.dtype == torch.long and counts.sum() > 0
+    assert torch.equal(counts, kernels.collision_count_matrix_reference(query_ids, key_ids))
+
+
 @pytest.mark.parametrize(("dim", "size"), [(64, 64), (100, 128), (5, 8), (3, 4), (2, 2), (1, 1)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_hadamard_codes_equal_the_butterfly_reference(dim, size, dtype):
