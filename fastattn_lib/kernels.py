@@ -51,7 +51,8 @@ def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
 
 @njit(fastmath=True, cache=True, boundscheck=False)
 def _write_codes(rows, start, width, out):  # pragma: no cover - compiled by numba; tested through signed_axis
-    """The reference's rule for the columns start .. start+width of rows (D, R): out[r] = code of rows[:, start+r].
+    """The reference's rule for `width` columns of rows (D, R) from `start`: out[r] = the code of the column
+    rows[:, start + r].
 
     One pass down the axes, each a contiguous row slice that the compiler turns into vector instructions
     (a column of only D numbers it would not), keeping per column the best magnitude so far and its code.
