@@ -182,27 +182,31 @@ def _butterflies(y):  # pragma: no cover - compiled by numba; tested through had
 
 @njit(parallel=True, cache=True, boundscheck=False)
 def _hadamard_codes(x_columns, signs, out):  # pragma: no cover - compiled by numba; tested vs the reference
-    """`hadamard_codes_reference` by column blocks: each thread rotates a (D, HADAMARD_BLOCK) slab in place
-    (it stays in L1) and takes its codes, so the rotated vectors are never written to memory."""
+    """`hadamard_codes_reference` by column blocks: each thread takes a block of HADAMARD_BLOCK points and
+    hashes it under every function in turn, rotating a (D, block) slab in place (it stays in L1) and taking
+    its codes, so the points are read from memory once and the rotated vectors are never written there."""
     groups, dim, n_rows = x_columns.shape
     _, n_functions, rounds, size = signs.shape
     n_blocks = (n_rows + HADAMARD_BLOCK - 1) // HADAMARD_BLOCK
-    for job in prange(groups * n_functions * n_blocks):
-        g, rest = job // (n_functions * n_blocks), job % (n_functions * n_blocks)
-        t, start = rest // n_blocks, (rest % n_blocks) * HADAMARD_BLOCK
+    for job in prange(groups * n_blocks):
+        g, start = job // n_blocks, (job % n_blocks) * HADAMARD_BLOCK
         width = min(HADAMARD_BLOCK, n_rows - start)
         y = np.zeros((size, width), dtype=x_columns.dtype)
-        for a in range(dim):  # zero-padded to D rows
-            source, row = x_columns[g, a, start : start + width], y[a]
-            for r in range(width):
-                row[r] = source[r]
-        for k in range(rounds):
-            for a in range(size):
-                sign, row = signs[g, t, k, a], y[a]
+        for t in range(n_functions):
+            for a in range(dim):  # zero-padded to D rows
+                source, row, sign = x_columns[g, a, start : start + width], y[a], signs[g, t, 0, a]
                 for r in range(width):
-                    row[r] *= sign
-            _butterflies(y)
-        _write_codes(y, 0, width, out[g, t, start : start + width])
+                    row[r] = source[r] * sign
+            for a in range(dim, size):
+                y[a, :] = 0
+            for k in range(rounds):
+                if k > 0:
+                    for a in range(size):
+                        sign, row = signs[g, t, k, a], y[a]
+                        for r in range(width):
+                            row[r] *= sign
+                _butterflies(y)
+            _write_codes(y, 0, width, out[g, t, start : start + width])
 
 
 def hadamard_codes(x_columns: torch.Tensor, signs: torch.Tensor, out: torch.Tensor) -> None:
