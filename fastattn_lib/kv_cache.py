@@ -94,12 +94,34 @@ class KVCache:
 
 class EvictionPolicy:
     """Decides, after each decoding step t, which cache entries to keep (kvpress-style: one small object
-    per policy behind one interface). `keep(cache, t)` returns a bool tensor shaped like `cache.valid`."""
+    per policy behind one interface). `keep(cache, t)` returns a bool tensor shaped like `cache.valid`.
+
+    A policy's size knob (NAtS's W, a baseline's budget) is one integer, or a list with one per sequence
+    of the batch: decoding B·S sequences at S settings in one batch costs little more than decoding B,
+    because a step is a few small tensor operations whatever the batch."""
 
     name = "policy"
 
     def keep(self, cache: KVCache, t: int) -> torch.Tensor:
         raise NotImplementedError
+
+
+def per_sequence(name: str, value, check) -> int | torch.Tensor:
+    """A size knob as given (an int, checked by `check`) or, for a list with one value per sequence, a
+    tensor [B, 1, 1] that broadcasts against the cache's [B, H, C] entries."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name}: expected an integer or a non-empty list of integers, got {value!r}")
+        for item in value:
+            check(item)
+        return torch.tensor(value).view(-1, 1, 1)
+    check(value)
+    return value
+
+
+def _on(value, cache: KVCache):
+    """A per-sequence knob on the cache's device (an int passes through)."""
+    return value.to(cache.positions.device) if isinstance(value, torch.Tensor) else value
 
 
 class FullCache(EvictionPolicy):
@@ -118,15 +140,14 @@ class NAtSPolicy(EvictionPolicy):
 
     name = "NAtS"
 
-    def __init__(self, window: int):
-        check_window(window)
-        self.window = window
+    def __init__(self, window: int | list[int]):
+        self.window = per_sequence("window", window, check_window)
 
     def keep(self, cache, t):
         newest = (cache.positions == t).long().argmax(-1, keepdim=True)
         newest_role = cache.roles.gather(-1, newest).masked_fill(cache.pending.gather(-1, newest), -1)
         closed = (cache.roles == LOCAL) & (cache.positions < t) & (newest_role == GLOBAL)
-        expired = (cache.roles == SLIDING) & (t + 1 - cache.positions > self.window)
+        expired = (cache.roles == SLIDING) & (t + 1 - cache.positions > _on(self.window, cache))
         return ~(closed | expired)
 
 
@@ -135,15 +156,18 @@ class SlidingWindowWithSinks(EvictionPolicy):
 
     name = "sliding window + sinks"
 
-    def __init__(self, budget: int, n_sinks: int = 1):
-        check_budget(budget)
+    def __init__(self, budget: int | list[int], n_sinks: int = 1):
         check_count("n_sinks", n_sinks, minimum=0)
-        if n_sinks >= budget:
-            raise ValueError(f"n_sinks: expected fewer than budget={budget} sinks, got {n_sinks}")
-        self.budget, self.n_sinks = budget, n_sinks
+
+        def check(value):
+            check_budget(value)
+            if n_sinks >= value:
+                raise ValueError(f"n_sinks: expected fewer than budget={value} sinks, got {n_sinks}")
+
+        self.budget, self.n_sinks = per_sequence("budget", budget, check), n_sinks
 
     def keep(self, cache, t):
-        recent = t + 1 - (self.budget - self.n_sinks)
+        recent = t + 1 - (_on(self.budget, cache) - self.n_sinks)
         return (cache.positions < self.n_sinks) | (cache.positions >= recent)
 
 
@@ -153,19 +177,21 @@ class HeavyHitters(EvictionPolicy):
 
     name = "H2O"
 
-    def __init__(self, budget: int):
-        check_budget(budget)
-        self.budget = budget
+    def __init__(self, budget: int | list[int]):
+        self.budget = per_sequence("budget", budget, check_budget)
 
     def keep(self, cache, t):
-        n_heavy = self.budget // 2
-        recent = cache.positions >= t + 1 - (self.budget - n_heavy)
+        budget = _on(self.budget, cache)
+        n_heavy = budget // 2
+        recent = cache.positions >= t + 1 - (budget - n_heavy)
         candidates = cache.valid & ~recent
-        if n_heavy == 0 or not candidates.any():
+        most = int(n_heavy if isinstance(n_heavy, int) else n_heavy.max())
+        if most == 0 or not candidates.any():
             return recent
         score = cache.received.masked_fill(~candidates, float("-inf"))
-        top = score.topk(min(n_heavy, score.shape[-1]), dim=-1).indices
-        heavy = torch.zeros_like(recent).scatter(-1, top, True) & candidates
+        top = score.topk(min(most, score.shape[-1]), dim=-1).indices  # the heaviest first
+        ranked = torch.arange(top.shape[-1], device=top.device) < n_heavy  # each sequence's own n_heavy
+        heavy = torch.zeros_like(recent).scatter(-1, top, ranked.expand_as(top)) & candidates
         return recent | heavy
 
 

@@ -257,33 +257,52 @@ def evaluate(
     """Decode the held-out sequences with one policy: "full", "sliding" (StreamingLLM, 1 sink),
     "h2o" (budget = `setting`) or "nats": the model runs `nats.NatsAttention(W, C)` with its own roles and
     its caches evict by them, W = `window`, C = `chunk` (λ = `setting` is only recorded)."""
+    knob = window if policy_name == "nats" else setting
+    return evaluate_sweep(model, policy_name, setting, [knob], tokens, answers, chunk)[0]
+
+
+def evaluate_sweep(
+    model: TinyTransformer, policy_name: str, setting, knobs, tokens=None, answers=None, chunk: int = 1
+) -> list[DecodeResult]:
+    """`evaluate` at several values of the policy's size knob at once, one `DecodeResult` each: the window
+    W for "nats" (λ = `setting` recorded), the budget for "sliding" and "h2o" (`setting` is ignored; each
+    result records its budget). The held-out sequences are repeated once per knob and decoded in one batch,
+    each copy under its own knob (`nats.EvictionPolicy`): the same decisions as one `evaluate` per knob."""
     if tokens is None:
         tokens, answers = held_out(256)
     device = model.classifier.weight.device
     tokens, answers = tokens.to(device), answers.to(device)
+    knobs = [int(k) for k in knobs] if policy_name != "full" else [int(setting)]
+    per_sequence = [k for k in knobs for _ in range(len(tokens))]
     policies = {
         "full": lambda: nats.FullCache(),
-        "sliding": lambda: nats.SlidingWindowWithSinks(int(setting), n_sinks=1),
-        "h2o": lambda: nats.HeavyHitters(int(setting)),
-        "nats": lambda: nats.NAtSPolicy(window),
+        "sliding": lambda: nats.SlidingWindowWithSinks(per_sequence, n_sinks=1),
+        "h2o": lambda: nats.HeavyHitters(per_sequence),
+        "nats": lambda: nats.NAtSPolicy(per_sequence),
     }
     check_choice("policy_name", policy_name, tuple(policies))
-    if policy_name == "nats":
-        model = model.with_attention(nats.NatsAttention(window, chunk))
+    if policy_name == "nats":  # the attention reads roles; the window it would mask with is the policy's
+        model = model.with_attention(nats.NatsAttention(knobs[0], chunk))
     model.eval()
-    logits, sizes = model.decode(tokens, policies[policy_name]())
+    logits, sizes = model.decode(tokens.repeat(len(knobs), 1), policies[policy_name]())
     last = int(answers.max())
-    per_step = sizes.float().mean(dim=(0, 1, 2))  # (N,): over layers, batch and heads
-    return DecodeResult(
-        policy=policy_name,
-        setting=float(setting),
-        accuracy=answer_accuracy(logits, tokens, answers),
-        cache_at_last_query=float(per_step[last - 1]) + 1,  # what query `last` sees: the cache plus itself
-        cache_fraction=(float(per_step[last - 1]) + 1) / (last + 1),
-        mean_cache=float(per_step.mean()),
-        sizes_over_steps=per_step.tolist(),
-        chunk=chunk if policy_name == "nats" else 1,
-    )
+    results = []
+    for i, knob in enumerate(knobs):
+        rows = slice(i * len(tokens), (i + 1) * len(tokens))
+        per_step = sizes[:, rows].float().mean(dim=(0, 1, 2))  # (N,): over layers, batch and heads
+        results.append(
+            DecodeResult(
+                policy=policy_name,
+                setting=float(setting if policy_name in ("nats", "full") else knob),
+                accuracy=answer_accuracy(logits[rows], tokens, answers),
+                cache_at_last_query=float(per_step[last - 1]) + 1,  # the cache plus the query itself
+                cache_fraction=(float(per_step[last - 1]) + 1) / (last + 1),
+                mean_cache=float(per_step.mean()),
+                sizes_over_steps=per_step.tolist(),
+                chunk=chunk if policy_name == "nats" else 1,
+            )
+        )
+    return results
 
 
 # ---- checkpoints and the reproduction ---------------------------------------------------------------------

@@ -149,3 +149,11 @@ def test_gpu_check_writes_its_table_between_the_readme_markers(tmp_path):
     text = readme.read_text()
     assert "old" not in text and "`make gpu-check` on NVIDIA H200" in text and text.endswith("## next\n")
     assert text.count(gpu_check.BEGIN) == 1
+
+
+def test_control_moves_go_one_and_two_steps_where_there_is_room_and_come_home():
+    import ipywidgets as widgets
+
+    assert extras.control_moves(widgets.IntSlider(value=8, min=0, max=16)) == [9, 10, 8]
+    assert extras.control_moves(widgets.IntSlider(value=44, min=4, max=48, step=4)) == [40, 36, 44]
+    assert extras.control_moves(widgets.Dropdown(value=2.0, options=[0.0, 2.0, 8.0])) == [0.0, 8.0, 2.0]

@@ -90,3 +90,33 @@ def test_chunked_decoding_equals_the_chunked_mask_and_holds_what_later_queries_s
     assert sizes[chunk - 1] == chunk  # the GLOBAL first chunk, held whole
     assert sizes[2 * chunk - 2] == chunk + chunk - 1  # its next chunk, incomplete, held entirely
     assert sizes[2 * chunk - 1] == chunk  # complete and SLIDING with W = 0: gone at once
+
+
+@pytest.mark.parametrize(
+    ("make", "knobs"),
+    [
+        (kv_cache.NAtSPolicy, [0, 3, 7]),
+        (kv_cache.SlidingWindowWithSinks, [2, 5, 9]),
+        (kv_cache.HeavyHitters, [1, 4, 9]),
+    ],
+)
+def test_a_knob_per_sequence_decodes_each_sequence_as_its_own_policy_would(make, knobs):
+    """One batch, a window or budget per sequence: each sequence's outputs and cache sizes equal decoding it
+    alone under that knob."""
+    roles = random_roles(3, 4, 24, seed=9)
+    roles[..., 0] = GLOBAL
+    q, k, v = rand(3, 4, 24, 8, seed=1), rand(3, 4, 24, 8, seed=2), rand(3, 4, 24, 5, seed=3)
+    out, sizes = kv_cache.decode(q, k, v, make(knobs), roles)
+    for b, knob in enumerate(knobs):
+        alone_out, alone_sizes = kv_cache.decode(q[b], k[b], v[b], make(knob), roles[b])
+        assert torch.allclose(out[b], alone_out, atol=1e-6) and torch.equal(sizes[b], alone_sizes)
+    assert not torch.equal(sizes[0], sizes[-1])  # the knobs made a difference
+
+
+def test_a_knob_per_sequence_is_checked_value_by_value():
+    with pytest.raises(ValueError, match="window"):
+        kv_cache.NAtSPolicy([2, -1])
+    with pytest.raises(ValueError, match="budget"):
+        kv_cache.HeavyHitters([])
+    with pytest.raises(ValueError, match="n_sinks"):
+        kv_cache.SlidingWindowWithSinks([4, 1], n_sinks=1)

@@ -56,6 +56,25 @@ def test_evaluating_nats_decodes_a_twin_with_the_window_asked_for(tiny_models):
     assert tuned.attentions == (nats.NatsAttention(E.WINDOW),) * 2
 
 
+def test_a_sweep_equals_one_evaluation_per_knob(tiny_models):
+    """`evaluate_sweep` decodes every W (or budget) in one batch; each result is exactly `evaluate`'s."""
+    dense, tuned, _ = tiny_models
+    tokens, answers = E.held_out(8)
+    cases = [
+        (tuned, "nats", 2.0, (0, 3, 8)),
+        (dense, "sliding", None, (4, 12)),
+        (dense, "h2o", None, (4, 12)),
+    ]
+    for model, name, setting, knobs in cases:
+        swept = E.evaluate_sweep(model, name, setting, knobs, tokens, answers)
+        for knob, result in zip(knobs, swept, strict=True):
+            alone = E.evaluate(
+                model, name, knob if setting is None else setting, tokens, answers, window=knob
+            )
+            assert result == alone
+        assert swept[0].sizes_over_steps != swept[-1].sizes_over_steps
+
+
 def test_baselines_respect_their_budget(tiny_models):
     dense, _, _ = tiny_models
     tokens, answers = E.held_out(8)

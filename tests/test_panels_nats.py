@@ -39,6 +39,14 @@ def test_policy_update_decodes_the_shipped_models():
     assert max(sliding.sizes_over_steps) <= 16 and max(h2o.sizes_over_steps) <= 16
     narrower = nats_panels.policy_update(2.0, window=0, budget=16, device="cpu").results[0]
     assert narrower.mean_cache < nats_result.mean_cache
+    # every W and budget of the sliders was decoded with the first update: moving them only looks up
+    swept = nats_panels._swept.cache_info().currsize
+    panel = nats_panels.policy_panel(device="cpu")
+    panel.controls["window"].value, panel.controls["budget"].value = 3, 40
+    assert panel.last_error is None and nats_panels._swept.cache_info().currsize == swept
+    assert panel.data.results[0] == nats_experiment.evaluate(
+        nats_panels.shipped_model(2.0, "cpu"), "nats", 2.0, *nats_experiment.held_out(64), window=3
+    )
     # the panel's W does not leak into the cached model, which keeps the W it was trained with
     assert nats_panels.shipped_model(2.0, "cpu").attentions == (nats.NatsAttention(8),) * 2
 

@@ -105,8 +105,12 @@ def format_extras(report: dict) -> str:
         ]
     panels = report.get("panels")
     if panels:
-        lines += ["| panel update (default controls) | median ms |", "|---|---:|"]
-        lines += [f"| {name} | {1000 * seconds:.0f} |" for name, seconds in panels.items()] + [""]
+        lines += ["| panel update (each control moved) | median ms | slowest ms | moves |"]
+        lines += ["|---|---:|---:|---:|"]
+        lines += [
+            f"| {name} | {1000 * t['median']:.0f} | {1000 * t['slowest']:.0f} | {t['moves']} |"
+            for name, t in panels.items()
+        ] + [""]
     collisions = report.get("collisions")
     if collisions:
         lines += [

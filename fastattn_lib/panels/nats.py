@@ -28,6 +28,7 @@ from plotly.subplots import make_subplots
 
 from .. import nats
 from .. import nats_experiment as experiment
+from ..checks import check_budget, check_window
 from ..device import resolve_device
 from .common import Panel, device_options, dropdown, slider
 from .static import precomputed_figure
@@ -184,12 +185,30 @@ def roles_panel(pattern: str = DEFAULT_PATTERN, window: int = 2) -> Panel:
 # Policies on the shipped models
 # ----------------------------------------------------------------------------------------------------
 
-PANEL_SEQUENCES = 64  # held-out sequences decoded per panel update
+PANEL_SEQUENCES = 64  # held-out sequences decoded per panel state
+PANEL_WINDOWS = tuple(range(17))  # the W slider
+PANEL_BUDGETS = tuple(range(4, 49, 4))  # the budget slider
 
 
 @lru_cache(maxsize=8)
 def shipped_model(sparsity_weight=None, device="auto"):
     return experiment.load_model(sparsity_weight, device)[0]
+
+
+@lru_cache(maxsize=16)
+def _swept(policy_name: str, sparsity_weight, knobs: tuple, device) -> dict:
+    """{knob: DecodeResult} of one policy at every knob, in one batched decode (`evaluate_sweep`): NAtS with
+    the λ model at every W, or a baseline on the dense model at every budget. Kept, so that moving the
+    slider of that knob only looks up."""
+    tokens, answers = experiment.held_out(PANEL_SEQUENCES)
+    model = shipped_model(sparsity_weight, device)
+    results = experiment.evaluate_sweep(model, policy_name, sparsity_weight, knobs, tokens, answers)
+    return dict(zip(knobs, results, strict=True))
+
+
+def _decoded(policy_name: str, sparsity_weight, knob: int, knobs: tuple, device):
+    """The DecodeResult at `knob`: from the slider's sweep when the slider offers it, else on its own."""
+    return _swept(policy_name, sparsity_weight, knobs if knob in knobs else (knob,), device)[knob]
 
 
 @dataclass
@@ -198,15 +217,17 @@ class PolicyPanelData:
 
 
 def policy_update(sparsity_weight: float, window: int, budget: int, device="auto") -> PolicyPanelData:
-    """Decode `PANEL_SEQUENCES` held-out sequences: NAtS (the λ model's roles, eviction with window W)
-    and, on the dense model, StreamingLLM and H2O keeping `budget` entries."""
+    """`PANEL_SEQUENCES` held-out sequences decoded: NAtS (the λ model's roles, eviction with window W)
+    and, on the dense model, StreamingLLM and H2O keeping `budget` entries.
+
+    A slider's knob changes one policy's decoding only, so each policy is decoded at every value of its
+    slider at once, the first time it is asked for, and kept: the first update at a λ takes a few seconds
+    (every W, and once every budget), moving W or the budget afterwards only looks up."""
     device = resolve_device(device)
-    tokens, answers = experiment.held_out(PANEL_SEQUENCES)
-    tuned = shipped_model(float(sparsity_weight), device)
-    dense = shipped_model(None, device)
-    # W is an inference-time choice: `evaluate` runs a twin of the model with NatsAttention(W)
-    results = [experiment.evaluate(tuned, "nats", sparsity_weight, tokens, answers, window=window)]
-    results += [experiment.evaluate(dense, name, budget, tokens, answers) for name in ("sliding", "h2o")]
+    check_window(window)
+    check_budget(budget)
+    results = [_decoded("nats", float(sparsity_weight), window, PANEL_WINDOWS, device)]
+    results += [_decoded(name, None, budget, PANEL_BUDGETS, device) for name in ("sliding", "h2o")]
     return PolicyPanelData(results)
 
 
@@ -252,8 +273,8 @@ def policy_panel(sparsities=experiment.SPARSITIES, device="auto", **overrides) -
     }
     controls = {
         "sparsity_weight": dropdown("λ", values["sparsity_weight"], sparsities),
-        "window": slider("W", values["window"], 0, 16),
-        "budget": slider("budget", values["budget"], 4, 48, 4),
+        "window": slider("W", values["window"], PANEL_WINDOWS[0], PANEL_WINDOWS[-1]),
+        "budget": slider("budget", values["budget"], PANEL_BUDGETS[0], PANEL_BUDGETS[-1], 4),
         "device": dropdown("device", values["device"], device_options()),
     }
     figures = [go.FigureWidget(figure) for figure in policy_figures()]
@@ -300,8 +321,8 @@ def static_nats_panel(
 ) -> go.Figure:
     """The policy panel without a kernel: `policy_state_figure` (the cache size at every decoding step and
     the answer accuracy of NAtS, StreamingLLM and H2O on the panel's held-out sequences) for every budget of
-    `budgets` (the slider) and every λ of `sparsities` and W of `windows` (the menu), precomputed. Each
-    state costs one `policy_update` (about 0.6 s on an idle CPU); the default grid has 27 states."""
+    `budgets` (the slider) and every λ of `sparsities` and W of `windows` (the menu), precomputed by
+    `policy_update` (a few seconds per λ on an idle CPU; the default grid has 27 states)."""
 
     def draw(budget, **menu):
         return policy_state_figure(menu["λ"], menu["W"], budget, device)
