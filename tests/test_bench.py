@@ -157,3 +157,16 @@ def test_control_moves_go_one_and_two_steps_where_there_is_room_and_come_home():
     assert extras.control_moves(widgets.IntSlider(value=8, min=0, max=16)) == [9, 10, 8]
     assert extras.control_moves(widgets.IntSlider(value=44, min=4, max=48, step=4)) == [40, 36, 44]
     assert extras.control_moves(widgets.Dropdown(value=2.0, options=[0.0, 2.0, 8.0])) == [0.0, 8.0, 2.0]
+
+
+def test_the_extras_tables_give_the_training_step_against_softmax_and_each_panel_median_and_slowest():
+    from fastattn_lib.bench import report
+
+    text = report.format_extras(
+        {
+            "training_step": {"softmax": 0.04, "straight-through ANNA, dense rotation": 0.2},
+            "panels": {"05 policies": {"median": 0.002, "slowest": 1.8, "moves": 9}},
+        }
+    )
+    assert "| straight-through ANNA, dense rotation | 200 | 5.0 |" in text
+    assert "| 05 policies | 2 | 1800 | 9 |" in text

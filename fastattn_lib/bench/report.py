@@ -98,9 +98,12 @@ def format_extras(report: dict) -> str:
     step = report.get("training_step")
     if step:
         lines += [
-            "| training step (induction heads, batch 32, N = 100) | ms |",
-            "|---|---:|",
-            *[f"| {name} | {1000 * seconds:.0f} |" for name, seconds in step.items()],
+            "| training step (induction heads, batch 32, N = 100) | ms | × the softmax step |",
+            "|---|---:|---:|",
+            *[
+                f"| {name} | {1000 * seconds:.0f} | {seconds / step['softmax']:.1f} |"
+                for name, seconds in step.items()
+            ],
             "",
         ]
     panels = report.get("panels")
@@ -132,7 +135,7 @@ def markdown(report: dict) -> str:
             parts += [f"**{title}**", "", format_table(results, sweep), "", format_split(results, sweep), ""]
     if any(r.get("sweep") == "tables" for r in results):
         parts += ["**peak extra memory against ℓ**", "", format_memory(results), ""]
-    return "\n".join(parts) + format_extras(report)
+    return "\n".join(parts) + "\n" + format_extras(report)
 
 
 def figure(results: list[dict], sweep: str = "n"):
