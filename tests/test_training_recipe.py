@@ -12,6 +12,8 @@ def test_config_rejects_bad_settings():
         training.TrainConfig(task="match3")
     with pytest.raises(ValueError, match="n_tables"):
         training.TrainConfig(task="induction", n_tables=(8, 8, 8))
+    with pytest.raises(ValueError, match="finetune_n_train"):
+        training.TrainConfig(finetune_n_train=-1)
     with pytest.raises(ValueError, match="finetune_steps"):
         training.TrainConfig(finetune_steps=-1)
     assert training.TrainConfig(task="induction", n_tables=(8,)).tables_per_layer() == [8, 8]
@@ -50,7 +52,9 @@ def test_train_runs_every_phase_and_returns_a_softmax_model(tiny_run):
 
 
 def test_anna_phase_trains_queries_and_keys_through_the_straight_through_gradient():
-    config = training.TrainConfig(task="match2", steps=0, kernel_steps=0, finetune_steps=5, n_train=64)
+    config = training.TrainConfig(
+        task="match2", steps=0, kernel_steps=0, finetune_steps=5, n_train=64, finetune_n_train=128
+    )  # the fine-tuning draws from its own, larger set
     run = training.train(config, device="cpu", progress=False)
     start, end = run.surrogate_state, run.model.state_dict()
     rows = 2 * run.model.config.d_model  # qkv stacks q, k, v

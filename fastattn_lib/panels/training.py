@@ -562,10 +562,12 @@ def match2_grids_figure(results: dict) -> go.Figure:
     return figure
 
 
-def wrong_positions_per_draw(model, x, y, n_tables: int = 8, n_hashes: int = 1, n_draws: int = 10) -> list:
-    """How many positions of the test set the model gets wrong as ANNA (ℓ, z), in each hash draw (seeds
-    0..n_draws−1)."""
-    errors = training.anna_errors(model, x, y, n_tables, n_hashes, n_draws, impl="dense")
+def wrong_positions_per_draw(
+    model, x, y, n_tables: int = 8, n_hashes: int = 1, n_draws: int = 10, first_seed: int = 0
+) -> list:
+    """How many positions of the sequences x the model gets wrong as ANNA (ℓ, z), in each hash draw (seeds
+    first_seed, …, first_seed + n_draws − 1)."""
+    errors = training.anna_errors(model, x, y, n_tables, n_hashes, n_draws, first_seed, impl="dense")
     return [round(error * y.numel()) for error in errors]
 
 
