@@ -126,6 +126,28 @@ def test_collision_figure_draws_the_data_it_is_given():
     assert "z = 3, ℓ = 2" in figure.layout.title.text
 
 
+def test_the_hadamard_rotation_is_measured_beside_the_gaussian_one():
+    """Notebook 01's Figure 4: near pairs collide alike under both rotations, orthogonal ones less under the
+    exact (Hadamard) rotation than the Gaussian matrix's 1/(2m)."""
+    common = {"device": "cpu", "n_points": 100, "n_queries": 4}
+    dense = lsh_panels.lsh_update(1, 1, "cross_polytope", 16, **common)
+    hadamard = lsh_panels.lsh_update(1, 1, "cross_polytope", 16, rotation="hadamard", **common)
+    assert (dense.rotation, hadamard.rotation) == ("dense", "hadamard")
+    assert hadamard.gap_in_sigmas(dense, max_degrees=60) < 4 < hadamard.gap_in_sigmas(dense)
+    rate, stderr = hadamard.measured_at(90)
+    assert rate + 4 * stderr < 1 / 32
+    figure = lsh_panels.collision_figure(dense, compare=hadamard)
+    assert [trace.name for trace in figure.data[2:]] == [
+        "measured, dense rotation",
+        "measured, hadamard rotation",
+    ]
+    assert np.allclose(figure.data[3].y, hadamard.measured)
+    other_angles = lsh_panels.lsh_update(1, 1, "hyperplane", 16, **common)
+    other_angles.measured_deg = other_angles.measured_deg + 1
+    with pytest.raises(ValueError, match="same angles"):
+        dense.gap_in_sigmas(other_angles)
+
+
 def test_search_by_hashes_gives_one_curve_per_z_and_finer_buckets_examine_less():
     searches = lsh_panels.search_by_hashes(8, (1, 2, 3), "cross_polytope", 16, "cpu", 0, 400, 16)
     assert list(searches) == [1, 2, 3] and all(len(s.recall) == 8 for s in searches.values())

@@ -66,6 +66,7 @@ class LSHPanelData:
     stderr: np.ndarray
     expected: np.ndarray  # theory at the measured angles
     search: lsh.SearchQuality
+    rotation: str = "dense"  # of a cross-polytope hash (`lsh.LSHTables`)
 
     def deviation_in_sigmas(self) -> float:
         """Largest |measured − theory| over the dots in binomial standard errors, past the theory's slack."""
@@ -81,6 +82,15 @@ class LSHPanelData:
             )
         return float(self.measured[hits[0]]), float(self.stderr[hits[0]])
 
+    def gap_in_sigmas(self, other: LSHPanelData, max_degrees: float = 180.0) -> float:
+        """Largest |this measured rate − other's| over their common angles up to `max_degrees`, in standard
+        errors of the difference (two independent measurements)."""
+        if not np.allclose(self.measured_deg, other.measured_deg):
+            raise ValueError("other: expected rates measured at the same angles")
+        kept = self.measured_deg <= max_degrees
+        spread = np.sqrt(self.stderr[kept] ** 2 + other.stderr[kept] ** 2)
+        return float(np.max(np.abs(self.measured[kept] - other.measured[kept]) / np.maximum(spread, 1e-3)))
+
 
 def lsh_update(
     n_tables: int,
@@ -92,16 +102,19 @@ def lsh_update(
     n_points: int = 2000,
     n_queries: int = 64,
     n_pairs: int = 64,
+    rotation: str = "dense",
 ) -> LSHPanelData:
-    """Theory vs measurement of collisions at (ℓ, z), and near-neighbour search quality with ℓ tables."""
+    """Theory vs measurement of collisions at (ℓ, z), and near-neighbour search quality with ℓ tables.
+    The theory is the Gaussian (`"dense"`) rotation's; `rotation="hadamard"` measures the structured one
+    against it."""
     grid = torch.linspace(0, math.pi, 91, dtype=torch.float64)
     dots = torch.linspace(0, math.pi, 13, dtype=torch.float64)
     # Keep the measurement's cost near 64 hash tables whatever ℓ is; fewer draws mean wider error bars.
     n_draws = max(4, 64 // n_tables)
     measured, stderr = lsh.empirical_collision_rate(
-        dots, dim, n_tables, n_hashes, family, n_draws=n_draws, n_pairs=n_pairs, seed=seed, device=device
+        dots, dim, n_tables, n_hashes, family, n_draws, n_pairs, seed, device, rotation
     )
-    tables = lsh.LSHTables(dim, n_tables, n_hashes, family, seed=seed, device=device)
+    tables = lsh.LSHTables(dim, n_tables, n_hashes, family, seed=seed, device=device, rotation=rotation)
     points, queries = lsh.planted_near_neighbors(
         n_points, n_queries, dim, NEAR_ANGLE, seed=seed, device=device
     )
@@ -119,6 +132,7 @@ def lsh_update(
         stderr=stderr.numpy(),
         expected=lsh.collision_probability(dots, family, n_hashes, n_tables, dim=dim).numpy(),
         search=lsh.near_neighbor_search(tables, points, queries, NEAR_ANGLE),
+        rotation=rotation,
     )
 
 
@@ -183,11 +197,23 @@ def draw_lsh(figures, data: LSHPanelData) -> None:
     )
 
 
-def collision_figure(data: LSHPanelData) -> go.Figure:
-    """The panel's left view, drawn once for `data`: p(θ), 1 − (1 − p^z)^ℓ and the measured dots."""
+def collision_figure(data: LSHPanelData, compare: LSHPanelData | None = None) -> go.Figure:
+    """The panel's left view, drawn once for `data`: p(θ), 1 − (1 − p^z)^ℓ and the measured dots; with
+    `compare` (the same setting under the Hadamard rotation) its measured dots too, in green."""
     figures = lsh_figures()
     draw_lsh(figures, data)
-    return figures[0]
+    figure = figures[0]
+    if compare is not None:
+        figure.data[2].name = f"measured, {data.rotation} rotation"
+        figure.add_scatter(
+            x=compare.measured_deg,
+            y=compare.measured,
+            error_y={"type": "data", "array": 2 * compare.stderr, "visible": True},
+            mode="markers",
+            marker={"color": "#2ca02c", "size": 7, "symbol": "diamond"},
+            name=f"measured, {compare.rotation} rotation",
+        )
+    return figure
 
 
 def search_by_hashes(
