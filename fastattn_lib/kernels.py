@@ -191,7 +191,7 @@ def _hadamard_codes(x_columns, signs, out):  # pragma: no cover - compiled by nu
     for job in prange(groups * n_blocks):
         g, start = job // n_blocks, (job % n_blocks) * HADAMARD_BLOCK
         width = min(HADAMARD_BLOCK, n_rows - start)
-        y = np.zeros((size, width), dtype=x_columns.dtype)
+        y = np.empty((size, width), dtype=x_columns.dtype)  # every row is written for every function
         for t in range(n_functions):
             for a in range(dim):  # zero-padded to D rows
                 source, row, sign = x_columns[g, a, start : start + width], y[a], signs[g, t, 0, a]
