@@ -300,9 +300,10 @@ def _causal_bucket_sums(key_index, query_index, values, sums, num, counts, den):
     """Walk the positions in order, adding key i to its bucket before query i reads its own bucket.
 
     key_index, query_index (T, B, N); values (B, N, d_v); sums (size, d_v) and counts (size,) start at 0 and
-    every (table, batch) owns its own rows of them; num (B, N, d_v) and den (B, N) receive the reads. One
-    thread per batch entry (head): whole rows of d_v numbers are added at a time, which vectorises, and
-    each entry adds its tables in the same order, so the result does not depend on the thread count.
+    every (table, batch) owns its own rows of them; num (B, N, d_v) and den (B, N) receive the reads (the
+    first table writes them, so they need no zeroing). One thread per batch entry (head): whole rows of d_v
+    numbers are added at a time, which vectorises, and each entry adds its tables in the same order, so the
+    result does not depend on the thread count.
     """
     n_tables, batch, n = key_index.shape
     d_v = values.shape[2]
@@ -314,10 +315,13 @@ def _causal_bucket_sums(key_index, query_index, values, sums, num, counts, den):
                 for c in range(d_v):
                     bucket[c] += value[c]
                 read, total = sums[query], num[b, i]
-                for c in range(d_v):
-                    total[c] += read[c]
+                if t == 0:  # num and den are written by the first table, not zeroed beforehand
+                    total[:] = read
+                else:
+                    for c in range(d_v):
+                        total[c] += read[c]
                 counts[key] += 1
-                den[b, i] += counts[query]
+                den[b, i] = counts[query] if t == 0 else den[b, i] + counts[query]
 
 
 def causal_bucket_sums_reference(key_index, query_index, values, size: int):
@@ -349,7 +353,7 @@ def causal_bucket_sums(key_index, query_index, values, size: int):
         return causal_bucket_sums_reference(key_index, query_index, values, size)
     batch, n, d_v = values.shape
     sums, counts = values.new_zeros(size, d_v), torch.zeros(size, dtype=torch.long)
-    num, den = values.new_zeros(batch, n, d_v), torch.zeros(batch, n, dtype=torch.long)
+    num, den = values.new_empty(batch, n, d_v), torch.empty(batch, n, dtype=torch.long)
     match_numba_threads()
     _causal_bucket_sums(
         key_index.contiguous().numpy(),

@@ -85,6 +85,28 @@ def test_causal_bucket_sums_equal_the_sorting_reference(dtype, d_v):
     assert graded[0].requires_grad and torch.allclose(graded[0], ref_num)
 
 
+@pytest.mark.parametrize("d_v", [1, 70])
+def test_causal_bucket_sums_do_not_depend_on_the_thread_count(d_v):
+    """Each head adds its tables and positions in one fixed order whoever runs it, so one thread and two
+    give identical sums; num and den are written by the first table, with nothing left from before."""
+    generator = torch.Generator().manual_seed(3)
+    key_ids, query_ids = torch.randint(0, 7, (2, 4, 2, 300), generator=generator)
+    values = torch.randn(2, 300, d_v, generator=generator)
+    key_index, query_index, size = anna.number_buckets(key_ids, query_ids, 7)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernels.causal_bucket_sums(key_index, query_index, values, size)
+        torch.set_num_threads(2)
+        two = kernels.causal_bucket_sums(key_index, query_index, values, size)
+    finally:
+        torch.set_num_threads(before)
+    reference = kernels.causal_bucket_sums_reference(key_index, query_index, values, size)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    assert torch.equal(one[1], reference[1]) and one[1].sum() > 0
+    assert torch.allclose(one[0], reference[0], atol=1e-4)
+
+
 @pytest.mark.parametrize(("n_tables", "n_values"), [(1, 2), (7, 3), (96, 50)])
 def test_collision_count_matrix_equals_its_reference(n_tables, n_values):
     generator = torch.Generator().manual_seed(n_tables)
