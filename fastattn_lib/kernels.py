@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .device import match_numba_threads
 
@@ -49,33 +50,67 @@ def signed_axis_reference(y: torch.Tensor) -> torch.Tensor:
     return torch.where(top >= -bottom, top_axis, bottom_axis + y.shape[-1])
 
 
+def _bits(values):  # pragma: no cover - a stand-in: numba compiles the overload below
+    """The bit patterns of a float array, as unsigned integers of the same width (inside numba only)."""
+    raise NotImplementedError("_bits runs only inside compiled kernels")
+
+
+@overload(_bits)
+def _bits_of(values):
+    unsigned = np.uint32 if values.dtype == types.float32 else np.uint64
+    return lambda values: values.view(unsigned)
+
+
+@njit(inline="always")
+def _key(bits, value, unsigned):
+    """An entry's key: its magnitude's bits (the sign bit shifted out), then 1 bit for value > 0."""
+    return unsigned(bits << unsigned(1)) | unsigned(value > 0)
+
+
+@njit(inline="always")
+def _later_wins(key, axis, later_key, later_axis):
+    """Of two (key, axis) candidates, the later axis only when its key is strictly larger: first wins ties."""
+    return (later_key, later_axis) if later_key > key else (key, axis)
+
+
 @njit(fastmath=True, cache=True, boundscheck=False)
 def _write_codes(rows, start, width, out):  # pragma: no cover - compiled by numba; tested through signed_axis
     """The reference's rule for `width` columns of rows (D, R) from `start`: out[r] = the code of the column
     rows[:, start + r].
 
-    One pass down the axes, each a contiguous row slice that the compiler turns into vector instructions
-    (a column of only D numbers it would not), keeping per column the best magnitude so far and its code.
-    An axis takes over when its magnitude is larger, or equal with a + against a − (the reference's tie
-    rule, +t beats −t); otherwise the first axis keeps it. rows must be C-contiguous: on a strided slice the
-    compiler cannot vectorise.
+    The rule as one number per entry y: its key is the bit pattern of |y| shifted left by one, plus 1 when
+    y > 0 (the bits of non-negative floats are ordered like the floats), so a larger magnitude has a larger
+    key and, at equal magnitude, + beats −. The code is the first axis with the largest key, plus D when
+    that entry is negative (a zero column gets code 0, as in the reference). Rows are taken four at a time:
+    their keys are reduced in registers, and only then merged into the running best of each column, so the
+    running best is loaded and stored once per four axes. Each row is a contiguous slice, which the compiler
+    turns into vector instructions (a column of only D numbers it would not); rows must be C-contiguous.
     """
     dim = rows.shape[0]
-    best = np.empty(width, dtype=rows.dtype)
-    code = np.empty(width, dtype=np.int32)
-    first = rows[0, start : start + width]
-    for r in range(width):
-        best[r] = abs(first[r])
-        code[r] = 0 if first[r] >= 0 else dim
-    for a in range(1, dim):
-        row = rows[a, start : start + width]
+    bits = _bits(rows)
+    unsigned = bits.dtype.type
+    best = np.zeros(width, dtype=bits.dtype)
+    axis = np.zeros(width, dtype=np.int32)
+    cols = slice(start, start + width)
+    quads = dim - dim % 4
+    for a in range(0, quads, 4):
+        y0, y1, y2, y3 = rows[a, cols], rows[a + 1, cols], rows[a + 2, cols], rows[a + 3, cols]
+        b0, b1, b2, b3 = bits[a, cols], bits[a + 1, cols], bits[a + 2, cols], bits[a + 3, cols]
+        a0 = np.int32(a)
         for r in range(width):
-            value, magnitude, held = row[r], abs(row[r]), best[r]
-            wins = (magnitude > held) | ((magnitude == held) & (value > 0) & (code[r] >= dim))
-            best[r] = max(magnitude, held)
-            code[r] = np.int32(a if value > 0 else a + dim) if wins else code[r]
+            k0, k1 = _key(b0[r], y0[r], unsigned), _key(b1[r], y1[r], unsigned)
+            k2, k3 = _key(b2[r], y2[r], unsigned), _key(b3[r], y3[r], unsigned)
+            k01, a01 = _later_wins(k0, a0, k1, a0 + 1)
+            k23, a23 = _later_wins(k2, a0 + 2, k3, a0 + 3)
+            key, winner = _later_wins(k01, a01, k23, a23)
+            best[r], axis[r] = _later_wins(best[r], axis[r], key, winner)
+    for a in range(quads, dim):
+        y, b = rows[a, cols], bits[a, cols]
+        for r in range(width):
+            best[r], axis[r] = _later_wins(best[r], axis[r], _key(b[r], y[r], unsigned), np.int32(a))
     for r in range(width):
-        out[r] = code[r]
+        negative = best[r] != 0 and (best[r] & unsigned(1)) == 0
+        out[r] = axis[r] + np.int32(dim) if negative else axis[r]
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
