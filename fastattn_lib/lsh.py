@@ -207,36 +207,35 @@ class LSHTables:
         if self.rotation == "hadamard":
             hadamard_codes(rows.transpose(1, 2), self.signs[:, functions], values)
             return values
-        # Passes of a few functions × many rows: each pass's projections (H, F·D, rows) stay in cache between
-        # the matmul and the arg-max, and the arg-max gets long columns (≥ COLUMN_BLOCK rows) to vectorise.
-        per_pass = max(1, chunk_rows(rows.device, n_heads * self.out_per_hash * COLUMN_BLOCK))
-        for first in range(functions.start, functions.stop, per_pass):
-            group = range(first, min(first + per_pass, functions.stop))
-            columns = slice(group.start * self.out_per_hash, group.stop * self.out_per_hash)
-            projections = self.projections[..., columns].to(rows.dtype)  # (H, m, F·D)
-            out = values[:, group.start - functions.start : group.stop - functions.start]  # (H, F, R)
-            self._project_and_hash(rows, projections, out)
+        # Head by head (a head's rows, rotated, fill the cache budget alone), in passes of a few functions ×
+        # many rows: each pass's projections (F·D, rows) stay in cache between the matmul and the arg-max,
+        # and the arg-max gets long columns (≥ COLUMN_BLOCK rows) to vectorise.
+        per_pass = max(1, chunk_rows(rows.device, self.out_per_hash * COLUMN_BLOCK))
+        for head in range(n_heads):
+            for first in range(functions.start, functions.stop, per_pass):
+                group = range(first, min(first + per_pass, functions.stop))
+                columns = slice(group.start * self.out_per_hash, group.stop * self.out_per_hash)
+                projections = self.projections[head, :, columns].to(rows.dtype)  # (m, F·D)
+                out = values[head, group.start - functions.start : group.stop - functions.start]  # (F, R)
+                self._project_and_hash(rows[head], projections, out)
         return values
 
     def _project_and_hash(self, rows: torch.Tensor, projections: torch.Tensor, out: torch.Tensor) -> None:
-        """Hash values of rows (H, R, m) under projections (H, m, F·D) into out (H, F, R), in row chunks that
-        keep the projected block (H, F·D, chunk) in cache."""
-        n_heads, n_rows = len(rows), rows.shape[1]
-        width, n_functions = projections.shape[-1], out.shape[1]
-        step = chunk_rows(rows.device, n_heads * width)
+        """Hash values of one head's rows (R, m) under projections (m, F·D) into out (F, R), in row chunks
+        that keep the projected block (F·D, chunk) in cache."""
+        n_rows, (width, n_functions) = len(rows), (projections.shape[-1], out.shape[0])
+        step = chunk_rows(rows.device, width)
         # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
-        buffer = rows.new_empty(n_heads * width * min(step, n_rows))
+        buffer = rows.new_empty(width * min(step, n_rows))
         for start in range(0, n_rows, step):
-            chunk = rows[:, start : start + step]  # (H, c, m)
-            y = buffer[: n_heads * width * chunk.shape[1]].view(n_heads, width, chunk.shape[1])
-            torch.bmm(projections.transpose(1, 2), chunk.transpose(1, 2), out=y)  # (H, F·D, c)
+            chunk = rows[start : start + step]  # (c, m)
+            y = buffer[: width * len(chunk)].view(width, len(chunk))
+            torch.mm(projections.T, chunk.T, out=y)  # (F·D, c)
             if self.family == "hyperplane":
-                out[:, :, start : start + chunk.shape[1]] = y > 0
-                continue
-            for head in range(n_heads):  # out[head] is a strided (F, c) view the kernel writes into
+                out[:, start : start + len(chunk)] = y > 0
+            else:  # out[:, chunk] is a strided (F, c) view the kernel writes into
                 signed_axis_columns(
-                    y[head].view(n_functions, self.dim, chunk.shape[1]),
-                    out[head, :, start : start + chunk.shape[1]],
+                    y.view(n_functions, self.dim, len(chunk)), out[:, start : start + len(chunk)]
                 )
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
