@@ -110,6 +110,8 @@ def collision_probability_of_cosine(
     The same p(θ) as `collision_probability` (hyperplane exact, cross-polytope the interpolated
     Monte-Carlo table), written in torch on `cos`'s device and dtype so autograd can train through it.
     Linear interpolation in cos θ keeps the slope bounded at cos = ±1, where d arccos / d cos is infinite.
+    The table's angles are evenly spaced, Δθ apart, so the segment holding cos is ⌊arccos(cos)/Δθ⌋,
+    found without a search (this runs on every (query, key) pair of every training step).
     """
     check_family(family)
     cos = cos.clamp(-1.0, 1.0)
@@ -120,12 +122,11 @@ def collision_probability_of_cosine(
         return 1 - angle / math.pi
     check_count("dim", dim, minimum=2)
     grid, rates = _cross_polytope_table(dim)
-    grid_cos = grid.cos().flip(0).to(cos)  # increasing, from −1 to 1
-    grid_p = rates.flip(0).to(cos)
-    right = torch.searchsorted(grid_cos, cos.detach().contiguous()).clamp(1, len(grid_cos) - 1)
-    left = right - 1
-    share = (cos - grid_cos[left]) / (grid_cos[right] - grid_cos[left])
-    return grid_p[left] + share * (grid_p[right] - grid_p[left])
+    grid_cos, grid_p = grid.cos().to(cos), rates.to(cos)  # cos θ_s decreasing from 1 to −1
+    slope = (grid_p[1:] - grid_p[:-1]) / (grid_cos[1:] - grid_cos[:-1])  # dp/dcos on each segment
+    step = float(grid[1] - grid[0])
+    segment = (torch.arccos(cos.detach()) / step).long().clamp(max=len(grid) - 2)  # θ_s ≤ θ ≤ θ_s+1
+    return grid_p[segment] + slope[segment] * (cos - grid_cos[segment])
 
 
 def distance_to_angle(tau):

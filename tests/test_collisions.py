@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,17 @@ def test_bad_theory_arguments():
         collisions.collision_probability(1.0, n_tables=0)
     with pytest.raises(ValueError, match="r, c"):
         collisions.rho(0.3, 0.5)
+
+
+def test_collision_probability_of_cosine_interpolates_linearly_in_the_cosine_between_knots():
+    """Against numpy's interpolation on the table, knots as cosines: the segment found arithmetically (the
+    angles are evenly spaced) is the one a search would find, at the ends ±1 too."""
+    grid, rates = collisions._cross_polytope_table(16)
+    inside = torch.rand(5000, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+    cos = torch.cat([inside, torch.tensor([-1.0, 1.0, 0.0], dtype=torch.float64), grid.cos()])
+    oracle = np.interp(cos.numpy(), grid.cos().flip(0).numpy(), rates.flip(0).numpy())
+    p = collisions.collision_probability_of_cosine(cos, "cross_polytope", dim=16)
+    assert np.allclose(p.numpy(), oracle, rtol=0, atol=1e-12)
 
 
 def test_collision_probability_of_cosine_matches_the_tabulated_curve_and_has_gradients():
