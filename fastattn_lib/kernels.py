@@ -56,19 +56,19 @@ def _bits(values):  # pragma: no cover - a stand-in: numba compiles the overload
 
 
 @overload(_bits)
-def _bits_of(values):
+def _bits_of(values):  # pragma: no cover - run by numba while it compiles a kernel
     unsigned = np.uint32 if values.dtype == types.float32 else np.uint64
     return lambda values: values.view(unsigned)
 
 
 @njit(inline="always")
-def _key(bits, value, unsigned):
+def _key(bits, value, unsigned):  # pragma: no cover - compiled by numba, inlined into _write_codes
     """An entry's key: its magnitude's bits (the sign bit shifted out), then 1 bit for value > 0."""
     return unsigned(bits << unsigned(1)) | unsigned(value > 0)
 
 
 @njit(inline="always")
-def _later_wins(key, axis, later_key, later_axis):
+def _later_wins(key, axis, later_key, later_axis):  # pragma: no cover - compiled by numba, inlined
     """Of two (key, axis) candidates, the later axis only when its key is strictly larger: first wins ties."""
     return (later_key, later_axis) if later_key > key else (key, axis)
 

@@ -64,7 +64,7 @@ class LSHTables:
 
     `LSHTables.per_head(dim, n_heads, ...)` gives every head its own functions: head h uses exactly the
     functions `LSHTables(dim, ..., seed=seed + h)` draws, and `bucket_ids(x)` takes x [..., H, N, dim],
-    hashing all heads in one batched pass.
+    hashing all heads in one call.
 
     `rotation` (cross-polytope only) is how x is rotated before the signed arg-max: `"dense"`, a Gaussian
     D × m matrix with D = m (z·m² multiply-adds per table), or `"hadamard"`, FALCONN's pseudo-random
