@@ -153,20 +153,19 @@ def signed_axis(y: torch.Tensor) -> torch.Tensor:
 # ---- the structured (Hadamard) rotation -------------------------------------------------------------------
 
 
-def hadamard_codes_reference(x_columns: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+def hadamard_codes_reference(x_rows: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
     """Cross-polytope codes after the pseudo-random rotation y = H·S₃·H·S₂·H·S₁·x (FALCONN's construction):
     S_k diagonal random signs, H the (unnormalised) Walsh-Hadamard matrix of size D, a power of two ≥ m,
-    with x zero-padded to D. x_columns (G, m, R): G groups (heads) of R points as columns; signs
-    (G, F, rounds, D) of ±1, F hash functions per group. Returns the codes (G, F, R): `signed_axis_reference`
-    of each rotated column.
+    with x zero-padded to D. x_rows (G, R, m): G groups (heads) of R points; signs (G, F, rounds, D) of ±1,
+    F hash functions per group. Returns the codes (G, F, R): `signed_axis_reference` of each rotated point.
 
     The transform is written as butterflies (a, b) → (a + b, a − b) for h = 1, 2, 4, …: the same float
     operations in the same order as the compiled kernel, so the two agree exactly.
     """
-    groups, dim, n_rows = x_columns.shape
+    groups, n_rows, dim = x_rows.shape
     _, n_functions, rounds, size = signs.shape
-    y = x_columns.new_zeros(groups, n_functions, size, n_rows)
-    y[:, :, :dim] = x_columns[:, None]
+    y = x_rows.new_zeros(groups, n_functions, size, n_rows)  # points as columns
+    y[:, :, :dim] = x_rows.transpose(1, 2)[:, None]
     for k in range(rounds):
         y = y * signs[:, :, k, :, None]
         h = 1
@@ -216,43 +215,48 @@ def _butterflies(y):  # pragma: no cover - compiled by numba; tested through had
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
-def _hadamard_codes(x_columns, signs, out):  # pragma: no cover - compiled by numba; tested vs the reference
-    """`hadamard_codes_reference` by column blocks: each thread takes a block of HADAMARD_BLOCK points and
-    hashes it under every function in turn, rotating a (D, block) slab in place (it stays in L1) and taking
-    its codes, so the points are read from memory once and the rotated vectors are never written there."""
-    groups, dim, n_rows = x_columns.shape
+def _hadamard_codes(x_rows, signs, out):  # pragma: no cover - compiled by numba; tested vs the reference
+    """`hadamard_codes_reference` by blocks of points: each thread takes a block of HADAMARD_BLOCK points,
+    turns it into columns once (a (D, block) slab, zero-padded, in L1), and hashes it under every function
+    in turn, rotating a copy of the slab in place and taking its codes: the points are read from memory
+    once, and neither their transpose nor the rotated vectors are ever written there."""
+    groups, n_rows, dim = x_rows.shape
     _, n_functions, rounds, size = signs.shape
     n_blocks = (n_rows + HADAMARD_BLOCK - 1) // HADAMARD_BLOCK
     for job in prange(groups * n_blocks):
         g, start = job // n_blocks, (job % n_blocks) * HADAMARD_BLOCK
         width = min(HADAMARD_BLOCK, n_rows - start)
-        y = np.empty((size, width), dtype=x_columns.dtype)  # every row is written for every function
+        points = np.zeros((size, width), dtype=x_rows.dtype)  # rows ≥ m stay 0: the padding
+        block = x_rows[g, start : start + width]
+        for a in range(dim):
+            column = points[a]
+            for r in range(width):
+                column[r] = block[r, a]
+        y = np.empty((size, width), dtype=x_rows.dtype)
         for t in range(n_functions):
-            for a in range(dim):  # zero-padded to D rows
-                source, row, sign = x_columns[g, a, start : start + width], y[a], signs[g, t, 0, a]
+            for a in range(size):  # round 1's signs, applied while copying the block
+                sign, source, row = signs[g, t, 0, a], points[a], y[a]
                 for r in range(width):
                     row[r] = source[r] * sign
-            for a in range(dim, size):
-                y[a, :] = 0
-            for k in range(rounds):
-                if k > 0:
-                    for a in range(size):
-                        sign, row = signs[g, t, k, a], y[a]
-                        for r in range(width):
-                            row[r] *= sign
+            _butterflies(y)
+            for k in range(1, rounds):
+                for a in range(size):
+                    sign, row = signs[g, t, k, a], y[a]
+                    for r in range(width):
+                        row[r] *= sign
                 _butterflies(y)
             _write_codes(y, 0, width, out[g, t, start : start + width])
 
 
-def hadamard_codes(x_columns: torch.Tensor, signs: torch.Tensor, out: torch.Tensor) -> None:
-    """Write `hadamard_codes_reference(x_columns, signs)` into out (G, F, R), exactly: compiled on a CPU for
+def hadamard_codes(x_rows: torch.Tensor, signs: torch.Tensor, out: torch.Tensor) -> None:
+    """Write `hadamard_codes_reference(x_rows, signs)` into out (G, F, R), exactly: compiled on a CPU for
     float32/64 (rotation and arg-max in one pass), the reference elsewhere."""
-    signs = signs.to(x_columns.dtype)
-    if x_columns.device.type == "cpu" and x_columns.dtype in (torch.float32, torch.float64):
+    signs = signs.to(x_rows.dtype)
+    if x_rows.device.type == "cpu" and x_rows.dtype in (torch.float32, torch.float64):
         match_numba_threads()
-        _hadamard_codes(x_columns.detach().contiguous().numpy(), signs.contiguous().numpy(), out.numpy())
+        _hadamard_codes(x_rows.detach().contiguous().numpy(), signs.contiguous().numpy(), out.numpy())
     else:
-        out.copy_(hadamard_codes_reference(x_columns, signs))
+        out.copy_(hadamard_codes_reference(x_rows, signs))
 
 
 # ---- the collision counts c_ij (dense ANNA) ---------------------------------------------------------------

@@ -205,7 +205,7 @@ class LSHTables:
         n_functions = functions.stop - functions.start
         values = torch.empty(n_heads, n_functions, n_rows, dtype=torch.long, device=rows.device)
         if self.rotation == "hadamard":
-            hadamard_codes(rows.transpose(1, 2), self.signs[:, functions], values)
+            hadamard_codes(rows, self.signs[:, functions], values)
             return values
         # Head by head (a head's rows, rotated, fill the cache budget alone), in passes of a few functions ×
         # many rows: each pass's projections (F·D, rows) stay in cache between the matmul and the arg-max,

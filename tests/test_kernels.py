@@ -122,8 +122,8 @@ def test_collision_count_matrix_equals_its_reference(n_tables, n_values):
 def test_hadamard_codes_equal_the_butterfly_reference(dim, size, dtype):
     """The rotation and arg-max in one compiled pass against torch, exactly (the same butterflies)."""
     generator = torch.Generator().manual_seed(dim)
-    x = torch.randn(2, dim, 700, generator=generator, dtype=dtype)  # (G, m, R)
-    x[:, :, :50] = torch.randint(-1, 2, (2, dim, 50), generator=generator).to(dtype)  # ties, zero columns
+    x = torch.randn(2, 700, dim, generator=generator, dtype=dtype)  # (G, R, m)
+    x[:, :50] = torch.randint(-1, 2, (2, 50, dim), generator=generator).to(dtype)  # ties, zero points
     signs = torch.randint(0, 2, (2, 5, 3, size), generator=generator) * 2 - 1  # (G, F, rounds, D)
     codes = torch.empty(2, 5, 700, dtype=torch.long)
     kernels.hadamard_codes(x, signs, codes)
@@ -142,6 +142,6 @@ def test_hadamard_reference_is_a_scaled_rotation():
     for k in range(3):
         rotation = hadamard.double() @ torch.diag(signs[0, 0, k].double()) @ rotation
     assert torch.allclose(rotation @ rotation.T, size**3 * torch.eye(size, dtype=torch.float64))
-    x = torch.randn(1, size, 30, dtype=torch.float64)
-    expected = kernels.signed_axis_reference((rotation @ x[0]).T)
+    x = torch.randn(1, 30, size, dtype=torch.float64)
+    expected = kernels.signed_axis_reference(x[0] @ rotation.T)
     assert torch.equal(kernels.hadamard_codes_reference(x, signs.double())[0, 0], expected)
