@@ -4,7 +4,8 @@ ANNA spends its time in places that torch does slowly on a CPU:
 
 * the cross-polytope hash, an arg-max of |y| over D = m coordinates for every token, table and hash
   (`signed_axis_columns`; oracle `signed_axis_reference`): torch's arg-max over a short last dimension is
-  not vectorised, so a numba kernel takes it down columns instead, one contiguous pass per coordinate;
+  not vectorised, so a numba kernel takes it down columns instead, contiguous rows of coordinates at a
+  time, each entry reduced to one integer key;
 * Algorithm 1's bucket sums, S[b] += v_j for every key j in bucket b (`scatter_add_rows`; oracle
   `scatter_add_rows_reference`, torch's `index_add_`), which torch runs as a slow generic scatter;
   causal, as running sums along the positions (`causal_bucket_sums`; oracle: by sorting);
