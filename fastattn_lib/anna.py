@@ -1,8 +1,11 @@
 """ANNA, approximate nearest-neighbour attention: each query averages the values of the keys it meets in
 LSH buckets.
 
-Hash the unit-normalised queries q̂_i and keys k̂_j into ℓ tables of z concatenated LSH functions
-(`lsh.LSHTables`). With c_ij the number of tables in which q_i and k_j share a bucket,
+Hash the queries q_i and keys k_j into ℓ tables of z concatenated LSH functions (`lsh.LSHTables`). Both
+families see only a vector's direction, so this is hashing the unit vectors q̂_i and k̂_j; q and k are
+hashed as given, which spares a normalising pass (in floating point the two can differ only where two
+rotated coordinates are equal to within rounding error). With c_ij the number of tables in which q_i and
+k_j share a bucket,
 
     out_i = Σ_j c_ij·v_j / Σ_j c_ij          (0 when q_i collides with no key)
 
@@ -49,7 +52,7 @@ def causal_mask(n_queries: int, n_keys: int, device, query_positions=None) -> to
 
 
 def hash_tables(q, n_tables, n_hashes, family, seed, per_head: bool, rotation: str = "dense") -> LSHTables:
-    """The tables ANNA hashes q̂ and k̂ with: one set for every leading index, or (`per_head`) head h of
+    """The tables ANNA hashes q and k with: one set for every leading index, or (`per_head`) head h of
     q [..., H, N, m] with the functions of seed + h."""
     if per_head:
         if q.dim() < 3:
@@ -79,8 +82,7 @@ def collision_counts(
     batch = q.shape[:-2].numel()
     check_table_memory(n_tables, batch * q.shape[-2] * k.shape[-2], 1, memory_limit(q.device))
     tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head, rotation)
-    query_ids = tables.bucket_ids(F.normalize(q, dim=-1))  # (ℓ, ..., N)
-    key_ids = tables.bucket_ids(F.normalize(k, dim=-1))  # (ℓ, ..., M)
+    query_ids, key_ids = tables._bucket_ids(q), tables._bucket_ids(k)  # (ℓ, ..., N), (ℓ, ..., M); checked
     n_tables, n_queries, n_keys = query_ids.shape[0], query_ids.shape[-1], key_ids.shape[-1]
     counts = collision_count_matrix(
         query_ids.reshape(n_tables, -1, n_queries), key_ids.reshape(n_tables, -1, n_keys)
@@ -188,10 +190,10 @@ def anna_attention(
     """ANNA: each query averages the values of the keys it collides with, weighted by collision count.
 
     Hashing uses exactly the functions `LSHTables(q.shape[-1], n_tables, n_hashes, family, seed)` draws, on
-    unit-normalised q and k, the same for every leading index; with `per_head`, dimension −3 of
-    q [..., H, N, m] holds heads and head h hashes with seed + h (all heads in one call). `rotation`
-    ("dense" or "hadamard", cross-polytope only) is passed to `LSHTables`. See the module docstring for the
-    formula and the three `impl`s (which agree to float tolerance). Returns [..., N, d_v].
+    q and k as given (the hashes ignore length), the same for every leading index; with `per_head`,
+    dimension −3 of q [..., H, N, m] holds heads and head h hashes with seed + h (all heads in one call).
+    `rotation` ("dense" or "hadamard", cross-polytope only) is passed to `LSHTables`. See the module
+    docstring for the formula and the three `impl`s (which agree to float tolerance). Returns [..., N, d_v].
     """
     check_qkv(q, k, v, causal)
     check_hashing(n_tables, n_hashes, impl)
@@ -205,19 +207,18 @@ def anna_attention(
         per_row = 3 * 8 + d_v * v.element_size()
         check_table_memory(n_tables, batch * (n_queries + k.shape[-2]), per_row, memory_limit(q.device))
     tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head, rotation)
-    q_hat, k_hat = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
 
     def ids(x, table=None):  # (T, B, N): bucket ids with every leading dimension flattened into B
-        found = tables.bucket_ids(x, table)
+        found = tables._bucket_ids(x, table)  # x was checked by check_qkv
         return found.reshape(-1 if table is None else 1, batch, x.shape[-2])
 
     v = v.reshape(batch, -1, d_v)  # (B, M, d_v)
     if impl == "tables":
-        num, den = _aggregate(ids(q_hat), ids(k_hat), v, tables.n_buckets, causal)
+        num, den = _aggregate(ids(q), ids(k), v, tables.n_buckets, causal)
     else:
         num, den = v.new_zeros(batch, n_queries, d_v), torch.zeros(batch, n_queries, device=v.device)
         for u in range(n_tables):  # Algorithm 2: build, read and drop one table at a time
-            table_num, table_den = _aggregate(ids(q_hat, u), ids(k_hat, u), v, tables.n_buckets, causal)
+            table_num, table_den = _aggregate(ids(q, u), ids(k, u), v, tables.n_buckets, causal)
             num += table_num
             den += table_den
     out = num / den.clamp(min=1).unsqueeze(-1).to(v.dtype)  # rows without a collision stay 0

@@ -178,9 +178,7 @@ def collision_counts(queries, keys, n_tables, n_hashes, family, seed=0, tables_p
         lsh.LSHTables(width, n_tables, z, family=family, seed=seed + i, device=queries.device)
         for i, z in enumerate(parts)
     ]
-    q_hat = torch.nn.functional.normalize(queries, dim=-1)
-    k_hat = torch.nn.functional.normalize(keys, dim=-1)
-    ids = [(t.bucket_ids(q_hat), t.bucket_ids(k_hat)) for t in draws]  # per part: (ℓ, Q), (ℓ, M)
+    ids = [(t.bucket_ids(queries), t.bucket_ids(keys)) for t in draws]  # per part: (ℓ, Q), (ℓ, M)
     counts = torch.zeros(queries.shape[0], keys.shape[0], dtype=torch.long, device=queries.device)
     for first in range(0, n_tables, tables_per_pass):  # a few tables at a time: (T, Q, M) stays small
         tables = slice(first, first + tables_per_pass)

@@ -179,10 +179,17 @@ class LSHTables:
         with ℓ, which is what the linear-memory ANNA needs.
         """
         self._check_points(x)
+        self._check_table(table)
+        return self._hash_values(x, table)
+
+    def _check_table(self, table) -> None:
         if table is not None and (
             isinstance(table, bool) or not isinstance(table, int) or not 0 <= table < self.n_tables
         ):
             raise ValueError(f"table: expected an integer in [0, {self.n_tables}), got {table!r}")
+
+    def _hash_values(self, x: torch.Tensor, table: int | None) -> torch.Tensor:
+        """`hash_values` without the checks, for callers that have checked x already (ANNA checks q, k)."""
         tables = range(self.n_tables) if table is None else range(table, table + 1)
         # Hash values are piecewise constant in x: no gradient flows through them.
         x = x.detach() if self.n_heads is None else x.detach().movedim(-3, 0)  # heads first
@@ -211,22 +218,24 @@ class LSHTables:
         # many rows: each pass's projections (F·D, rows) stay in cache between the matmul and the arg-max,
         # and the arg-max gets long columns (≥ COLUMN_BLOCK rows) to vectorise.
         per_pass = max(1, chunk_rows(rows.device, self.out_per_hash * COLUMN_BLOCK))
+        # One projection buffer for every chunk of every pass (a fresh one would be page-faulted in each
+        # time), as large as the largest chunk of a full pass or of the last, narrower one.
+        widths = {min(per_pass, n_functions - f) * self.out_per_hash for f in range(0, n_functions, per_pass)}
+        buffer = rows.new_empty(max(w * min(chunk_rows(rows.device, w), n_rows) for w in widths))
         for head in range(n_heads):
             for first in range(functions.start, functions.stop, per_pass):
                 group = range(first, min(first + per_pass, functions.stop))
                 columns = slice(group.start * self.out_per_hash, group.stop * self.out_per_hash)
                 projections = self.projections[head, :, columns].to(rows.dtype)  # (m, F·D)
                 out = values[head, group.start - functions.start : group.stop - functions.start]  # (F, R)
-                self._project_and_hash(rows[head], projections, out)
+                self._project_and_hash(rows[head], projections, out, buffer)
         return values
 
-    def _project_and_hash(self, rows: torch.Tensor, projections: torch.Tensor, out: torch.Tensor) -> None:
+    def _project_and_hash(self, rows, projections, out, buffer) -> None:
         """Hash values of one head's rows (R, m) under projections (m, F·D) into out (F, R), in row chunks
-        that keep the projected block (F·D, chunk) in cache."""
+        that keep the projected block (F·D, chunk) in cache; `buffer` holds at least one chunk's block."""
         n_rows, (width, n_functions) = len(rows), (projections.shape[-1], out.shape[0])
         step = chunk_rows(rows.device, width)
-        # One projection buffer for every chunk: a fresh one would be page-faulted in each time.
-        buffer = rows.new_empty(width * min(step, n_rows))
         for start in range(0, n_rows, step):
             chunk = rows[start : start + step]  # (c, m)
             y = buffer[: width * len(chunk)].view(width, len(chunk))
@@ -240,7 +249,13 @@ class LSHTables:
 
     def bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
         """Bucket of every point in every table: LongTensor [n_tables, ..., N] ([..., N] for one `table`)."""
-        return (self.hash_values(x, table) * self._radix).sum(dim=-1)
+        self._check_points(x)
+        self._check_table(table)
+        return self._bucket_ids(x, table)
+
+    def _bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
+        """`bucket_ids` without the checks (see `_hash_values`)."""
+        return (self._hash_values(x, table) * self._radix).sum(dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats, causal
     state = {}
 
     def hashing():
-        ids = [tables.bucket_ids(F.normalize(x, dim=-1)).reshape(n_tables, batch, -1) for x in (q, k)]
+        ids = [tables.bucket_ids(x).reshape(n_tables, batch, -1) for x in (q, k)]
         state["ids"] = ids
 
     def bucketing():

@@ -91,7 +91,7 @@ def lonely_queries(q, k, n_tables, n_hashes, family="cross_polytope", seed=0, ca
     """(N,) bool: query i shares a bucket with no key in any of the ℓ tables (no visible key j ≤ i when
     causal), so ANNA outputs 0 for it. Uses the tables `anna_attention` draws; O(ℓ·N log N), no N × N."""
     tables = LSHTables(q.shape[-1], n_tables, n_hashes, family, seed, q.device)
-    query_ids, key_ids = tables.bucket_ids(F.normalize(q, dim=-1)), tables.bucket_ids(F.normalize(k, dim=-1))
+    query_ids, key_ids = tables.bucket_ids(q), tables.bucket_ids(k)
     n_keys, positions = k.shape[-2], torch.arange(q.shape[-2], device=q.device)
     limit = positions if causal else torch.full_like(positions, n_keys - 1)
     met = torch.zeros(q.shape[-2], dtype=torch.bool, device=q.device)
@@ -477,8 +477,7 @@ def algorithm_1_diagram(example: TinyExample = TINY) -> go.Figure:
 def tables_bucket_ids(data: ClusteredInput, n_tables: int, n_hashes: int, seed: int = 0):
     """The bucket ids anna_attention uses, on the CPU: (b_u(q_i)) and (b_u(k_j)), each (ℓ, N), and v."""
     tables = LSHTables(DIM, n_tables, n_hashes, "cross_polytope", seed, "cpu")
-    q, k = F.normalize(data.q.cpu(), dim=-1), F.normalize(data.k.cpu(), dim=-1)
-    return tables.bucket_ids(q), tables.bucket_ids(k), data.v.cpu()
+    return tables.bucket_ids(data.q.cpu()), tables.bucket_ids(data.k.cpu()), data.v.cpu()
 
 
 def implementations_gap(data: ClusteredInput, n_tables: int, n_hashes: int, seed: int = 0) -> float:
