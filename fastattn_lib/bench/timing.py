@@ -8,12 +8,12 @@ Methods, on q, k, v of shape [1, H, N, m] (one batch entry, H heads; causal or n
 * `reformer`: reformer-pytorch's `LSHAttention` with Reformer's `n_hashes` = our ℓ and buckets of 64
   (the optional `bench` extra; one head, non-causal).
 
-A timing is the median of `repeats` calls after a warm-up call (CUDA synchronised). Peak extra memory is
-what the first call at N adds after a call at a small N has loaded what every call shares:
-`torch.cuda.max_memory_allocated` growth on CUDA, peak resident-set growth on CPU (whole pages, and the
-allocator's caching). For the ANNA methods the time is also split into hashing (normalise and bucket q
-and k), bucketing (number the buckets, build sums and counts; for causal ANNA the running sums) and
-aggregation (each query reads its ℓ buckets).
+A timing is the median of `repeats` calls after a warm-up call (CUDA synchronised), or of more calls (up to
+50) while they take under `BUDGET_SECONDS` in all. Peak extra memory is what the first call at N adds after
+a call at a small N has loaded what every call shares: `torch.cuda.max_memory_allocated` growth on CUDA,
+peak resident-set growth on CPU (whole pages, and the allocator's caching). For the ANNA methods the time
+is also split into hashing (bucket ids of q and k), bucketing (number the buckets, build sums and counts;
+for causal ANNA the running sums) and aggregation (each query reads its ℓ buckets).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ..device import cpu_generator, resolve_device, synchronize
 from ..kernels import causal_bucket_sums
 
 METHODS = ("sdpa", "anna_tables", "anna_hadamard", "anna_linear_memory", "reformer")
+BUDGET_SECONDS = 1.0  # a timing takes more than `repeats` calls while they fit in this (see median_seconds)
 ANNA_METHODS = {"anna_tables": ("tables", "dense"), "anna_hadamard": ("tables", "hadamard"),
                 "anna_linear_memory": ("linear_memory", "dense")}  # fmt: skip
 
@@ -91,10 +92,14 @@ def forward(method: str, q, k, v, n_tables: int, n_hashes: int, family: str, cau
     )
 
 
-def median_seconds(fn, device, repeats: int) -> tuple[float, list[float]]:
-    """The median of `repeats` calls, and all their times."""
+def median_seconds(
+    fn, device, repeats: int, budget: float = 0.0, most: int = 50
+) -> tuple[float, list[float]]:
+    """The median of at least `repeats` calls, more (up to `most`) while they fit in `budget` seconds, and
+    all their times. The budget gives a fast call many samples, so that one slow moment of a shared
+    machine moves its median little, while a slow call is still timed `repeats` times only."""
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or (sum(times) < budget and len(times) < most):
         start = time.perf_counter()
         fn()
         synchronize(device)
@@ -132,7 +137,7 @@ def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats, causal
     split = {}
     for name, stage in (("hashing", hashing), ("bucketing", bucketing), ("aggregation", aggregation)):
         stage()  # warm-up, and the state the next stage needs
-        split[name] = median_seconds(stage, device, repeats)[0]
+        split[name] = median_seconds(stage, device, repeats, BUDGET_SECONDS)[0]
     return split
 
 
@@ -155,7 +160,7 @@ def measure(method, n, dim, n_tables, n_hashes, family, device, repeats, causal=
     peak = (
         torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else _peak_rss_bytes() - base
     )
-    seconds, times = median_seconds(fn, device, repeats)
+    seconds, times = median_seconds(fn, device, repeats, BUDGET_SECONDS)
     result = {
         "method": method,
         "n": n,
