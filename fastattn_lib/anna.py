@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from .checks import check_count, check_hashing, check_qkv, check_table_memory
 from .device import memory_limit
-from .kernels import causal_bucket_sums, collision_count_matrix, scatter_add_rows
+from .kernels import causal_bucket_sums, collision_count_matrix, read_bucket_sums, scatter_add_rows
 from .lsh import LSHTables, collision_probability_of_cosine
 
 
@@ -155,10 +155,7 @@ def build_buckets(key_index, v, size: int):
 
 def read_buckets(query_index, sums, counts):
     """Each query adds up S and C of its bucket in every table: num (B, N, d_v), den (B, N)."""
-    n_tables, batch, _ = query_index.shape
-    reads = query_index.permute(1, 2, 0).reshape(-1, n_tables)  # (B·N, ℓ): the buckets each query reads
-    num = F.embedding_bag(reads, sums, mode="sum").view(batch, -1, sums.shape[-1])  # fused gather-and-sum
-    return num, counts[query_index].sum(dim=0)
+    return read_bucket_sums(query_index, sums, counts)
 
 
 def _aggregate(query_ids, key_ids, v, n_buckets: int, causal: bool):
@@ -221,7 +218,9 @@ def anna_attention(
             table_num, table_den = _aggregate(ids(q, u), ids(k, u), v, tables.n_buckets, causal)
             num += table_num
             den += table_den
-    out = num / den.clamp(min=1).unsqueeze(-1).to(v.dtype)  # rows without a collision stay 0
+    scale = den.clamp(min=1).unsqueeze(-1).to(v.dtype)  # rows without a collision stay 0
+    # num is ours: dividing it in place spares page-faulting a fresh output (8x the division at 8 heads)
+    out = num / scale if num.requires_grad else num.div_(scale)
     return out.reshape(*batch_shape, n_queries, d_v)
 
 

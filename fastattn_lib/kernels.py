@@ -7,7 +7,9 @@ ANNA spends its time in places that torch does slowly on a CPU:
   not vectorised, so a numba kernel takes it down columns instead, contiguous rows of coordinates at a
   time, each entry reduced to one integer key;
 * Algorithm 1's bucket sums, S[b] += v_j for every key j in bucket b (`scatter_add_rows`; oracle
-  `scatter_add_rows_reference`, torch's `index_add_`), which torch runs as a slow generic scatter;
+  `scatter_add_rows_reference`, torch's `index_add_`), which torch runs as a slow generic scatter, and
+  each query's reads of its ℓ buckets (`read_bucket_sums`; oracle: torch's `embedding_bag`, after a
+  transposed copy of the indices);
   causal, as running sums along the positions (`causal_bucket_sums`; oracle: by sorting);
 * the rotation of FALCONN's pseudo-random cross-polytope hash (`hadamard_codes`; oracle: the butterflies
   in torch), and the collision-count matrix c_ij of dense ANNA (`collision_count_matrix`), which torch
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from numba import njit, prange, types
 from numba.extending import overload
 
@@ -330,6 +333,55 @@ def scatter_add_rows(index: torch.Tensor, values: torch.Tensor, sums: torch.Tens
         _scatter_add_rows(index.numpy(), values.contiguous().numpy(), sums.numpy())
     else:
         scatter_add_rows_reference(index, values, sums)
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def _read_bucket_sums(
+    query_index, sums, counts, num, den
+):  # pragma: no cover - compiled; tested vs reference
+    """num[b, i] = Σ_t sums[query_index[t, b, i]] and den[b, i] = Σ_t counts[…], tables added in order.
+    Threads take blocks of COLUMN_BLOCK queries; each query's ℓ rows of d_v numbers are added a row at a
+    time, which vectorises, into its own output row (written by the first table, so nothing is zeroed)."""
+    n_tables, batch, n = query_index.shape
+    n_blocks = (n + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    for job in prange(batch * n_blocks):
+        b, start = job // n_blocks, (job % n_blocks) * COLUMN_BLOCK
+        for i in range(start, min(start + COLUMN_BLOCK, n)):
+            total, bucket = num[b, i], query_index[0, b, i]
+            total[:] = sums[bucket]
+            count = counts[bucket]
+            for t in range(1, n_tables):
+                bucket = query_index[t, b, i]
+                read = sums[bucket]
+                for c in range(len(total)):
+                    total[c] += read[c]
+                count += counts[bucket]
+            den[b, i] = count
+
+
+def read_bucket_sums_reference(query_index: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor):
+    """Each query adds up the sum S and count C of its bucket in every table: query_index (T, B, N),
+    sums (size, d_v), counts (size,) → num (B, N, d_v), den (B, N). One fused gather-and-sum
+    (`embedding_bag`); differentiable in `sums`; the oracle of `read_bucket_sums`."""
+    n_tables, batch, _ = query_index.shape
+    reads = query_index.permute(1, 2, 0).reshape(-1, n_tables)  # (B·N, ℓ): the buckets each query reads
+    num = F.embedding_bag(reads, sums, mode="sum").view(batch, -1, sums.shape[-1])
+    return num, counts[query_index].sum(dim=0)
+
+
+def read_bucket_sums(query_index: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor):
+    """`read_bucket_sums_reference`, by one compiled pass over the queries on a CPU (float32/64, no
+    gradient), which reads the indices where they lie instead of transposing them first."""
+    compiled = sums.device.type == "cpu" and sums.dtype in (torch.float32, torch.float64)
+    if not compiled or (sums.requires_grad and torch.is_grad_enabled()):
+        return read_bucket_sums_reference(query_index, sums, counts)
+    n_tables, batch, n = query_index.shape
+    num, den = sums.new_empty(batch, n, sums.shape[-1]), torch.empty(batch, n, dtype=torch.long)
+    match_numba_threads()
+    _read_bucket_sums(
+        query_index.contiguous().numpy(), sums.numpy(), counts.numpy(), num.numpy(), den.numpy()
+    )
+    return num, den
 
 
 # ---- causal ANNA: running bucket sums ------------------------------------------------------------------

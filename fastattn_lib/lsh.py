@@ -190,16 +190,24 @@ class LSHTables:
 
     def _hash_values(self, x: torch.Tensor, table: int | None) -> torch.Tensor:
         """`hash_values` without the checks, for callers that have checked x already (ANNA checks q, k)."""
+        values, lead = self._values_by_head(x, table)
+        return self._arrange(values.movedim(2, -1), lead, table, trailing=1)
+
+    def _values_by_head(self, x: torch.Tensor, table: int | None) -> tuple[torch.Tensor, torch.Size]:
+        """Hash values of x heads first, (H, ℓ', z, R) with R = the points of one head, and x's (..., N)."""
         tables = range(self.n_tables) if table is None else range(table, table + 1)
         # Hash values are piecewise constant in x: no gradient flows through them.
         x = x.detach() if self.n_heads is None else x.detach().movedim(-3, 0)  # heads first
         groups = 1 if self.n_heads is None else self.n_heads
-        values = self._hash_rows(x.reshape(groups, -1, self.dim), tables)  # (H, ℓ·z, R)
+        values = self._hash_rows(x.reshape(groups, -1, self.dim), tables)  # (H, ℓ'·z, R)
         lead = x.shape[:-1] if self.n_heads is None else x.shape[1:-1]  # (..., N)
-        values = values.view(groups, len(tables), self.n_hashes, *lead)
-        values = values.movedim(2, -1)  # (H, ℓ, ..., N, z)
-        values = values[0] if self.n_heads is None else values.movedim(0, -3)  # (ℓ, ..., [H,] N, z)
-        return values[0] if table is not None else values
+        return values.view(groups, len(tables), self.n_hashes, -1), lead
+
+    def _arrange(self, by_head: torch.Tensor, lead, table: int | None, trailing: int) -> torch.Tensor:
+        """(H, ℓ', R, *t) → [ℓ', ..., [H,] N, *t], with `trailing` = len(t) and no ℓ' for one `table`."""
+        out = by_head.view(*by_head.shape[:2], *lead, *by_head.shape[3:])  # (H, ℓ', ..., N, *t)
+        out = out[0] if self.n_heads is None else out.movedim(0, -2 - trailing)  # heads just before N
+        return out[0] if table is not None else out
 
     def _hash_rows(self, rows: torch.Tensor, tables: range) -> torch.Tensor:
         """Hash values of rows (H, R, m) under the functions of `tables`: LongTensor (H, T, R), T = ℓ·z.
@@ -254,8 +262,11 @@ class LSHTables:
         return self._bucket_ids(x, table)
 
     def _bucket_ids(self, x: torch.Tensor, table: int | None = None) -> torch.Tensor:
-        """`bucket_ids` without the checks (see `_hash_values`)."""
-        return (self._hash_values(x, table) * self._radix).sum(dim=-1)
+        """`bucket_ids` without the checks (see `_hash_values`). The z values are combined heads first, where
+        they lie in memory, and the heads moved into place by one contiguous copy."""
+        values, lead = self._values_by_head(x, table)  # (H, ℓ', z, R)
+        ids = values[:, :, 0] if self.n_hashes == 1 else (values * self._radix[:, None]).sum(dim=2)
+        return self._arrange(ids, lead, table, trailing=0).contiguous()
 
 
 # ----------------------------------------------------------------------------------------------------
