@@ -34,8 +34,7 @@ def test_reformer_runs_with_our_number_of_tables_as_its_n_hashes():
 
 def test_measure_reports_time_memory_and_anna_split():
     result = bench.measure("anna_tables", 512, 16, 4, 1, "cross_polytope", "cpu", 2)
-    assert result["seconds"] > 0 and result["peak_extra_bytes"] >= 0
-    assert 2 <= len(result["times"]) <= 50  # a fast call is repeated while it fits in the time budget
+    assert result["seconds"] > 0 and len(result["times"]) == 2 and result["peak_extra_bytes"] >= 0
     assert set(result["split"]) == {"hashing", "bucketing", "aggregation"}
     assert all(seconds > 0 for seconds in result["split"].values())
 
@@ -82,6 +81,8 @@ def test_command_line_writes_json_and_html(tmp_path):
         (m, n) for m in ("sdpa", "anna_tables") for n in (256, 512)
     }
     assert all("seconds" in r for r in report["results"]), report["results"]
+    # --repeats 1, but a call at N = 256 is fast: the run's time budget takes more of them
+    assert all(len(r["times"]) > 1 for r in sweep if r["method"] == "anna_tables")
     causal = {(r["method"], r["n"]) for r in report["results"] if r["sweep"] == "causal"}
     assert causal == {(m, n) for m in ("sdpa", "anna_tables") for n in (256, 512)}
     heads = [r for r in report["results"] if r["sweep"] == "heads"]

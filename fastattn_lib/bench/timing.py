@@ -8,12 +8,13 @@ Methods, on q, k, v of shape [1, H, N, m] (one batch entry, H heads; causal or n
 * `reformer`: reformer-pytorch's `LSHAttention` with Reformer's `n_hashes` = our ℓ and buckets of 64
   (the optional `bench` extra; one head, non-causal).
 
-A timing is the median of `repeats` calls after a warm-up call (CUDA synchronised), or of more calls (up to
-50) while they take under `BUDGET_SECONDS` in all. Peak extra memory is what the first call at N adds after
-a call at a small N has loaded what every call shares: `torch.cuda.max_memory_allocated` growth on CUDA,
-peak resident-set growth on CPU (whole pages, and the allocator's caching). For the ANNA methods the time
-is also split into hashing (bucket ids of q and k), bucketing (number the buckets, build sums and counts;
-for causal ANNA the running sums) and aggregation (each query reads its ℓ buckets).
+A timing is the median of `repeats` calls after a warm-up call (CUDA synchronised); the benchmark's runs
+take more calls (up to 50) while they take under `BUDGET_SECONDS` in all. Peak extra memory is what the
+first call at N adds after a call at a small N has loaded what every call shares:
+`torch.cuda.max_memory_allocated` growth on CUDA, peak resident-set growth on CPU (whole pages, and the
+allocator's caching). For the ANNA methods the time is also split into hashing (bucket ids of q and k),
+bucketing (number the buckets, build sums and counts; for causal ANNA the running sums) and aggregation
+(each query reads its ℓ buckets).
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats, causal=False, rotation="dense"):
+def anna_time_split(
+    q, k, v, n_tables, n_hashes, family, device, repeats, causal=False, rotation="dense", budget=0.0
+):
     """Median seconds of Algorithm 1's three stages on the library's own pieces."""
     tables = anna.hash_tables(q, n_tables, n_hashes, family, 0, q.shape[1] > 1, rotation)
     batch = q.shape[:-2].numel()
@@ -137,12 +140,14 @@ def anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats, causal
     split = {}
     for name, stage in (("hashing", hashing), ("bucketing", bucketing), ("aggregation", aggregation)):
         stage()  # warm-up, and the state the next stage needs
-        split[name] = median_seconds(stage, device, repeats, BUDGET_SECONDS)[0]
+        split[name] = median_seconds(stage, device, repeats, budget)[0]
     return split
 
 
-def measure(method, n, dim, n_tables, n_hashes, family, device, repeats, causal=False, heads=1) -> dict:
-    """Time and peak extra memory of one method at one N, in this process."""
+def measure(
+    method, n, dim, n_tables, n_hashes, family, device, repeats, causal=False, heads=1, budget=0.0
+) -> dict:
+    """Time and peak extra memory of one method at one N, in this process; `budget`: see median_seconds."""
     device = resolve_device(device)
     # A small call first loads what every call shares (compiled kernels, BLAS), so the memory figure
     # below is what N itself costs.
@@ -160,7 +165,7 @@ def measure(method, n, dim, n_tables, n_hashes, family, device, repeats, causal=
     peak = (
         torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else _peak_rss_bytes() - base
     )
-    seconds, times = median_seconds(fn, device, repeats, BUDGET_SECONDS)
+    seconds, times = median_seconds(fn, device, repeats, budget)
     result = {
         "method": method,
         "n": n,
@@ -175,7 +180,9 @@ def measure(method, n, dim, n_tables, n_hashes, family, device, repeats, causal=
     }
     if method in ("anna_tables", "anna_hadamard"):
         rotation = ANNA_METHODS[method][1]
-        split = anna_time_split(q, k, v, n_tables, n_hashes, family, device, repeats, causal, rotation)
+        split = anna_time_split(
+            q, k, v, n_tables, n_hashes, family, device, repeats, causal, rotation, budget
+        )
         result["split"] = split
     return result
 
@@ -183,8 +190,10 @@ def measure(method, n, dim, n_tables, n_hashes, family, device, repeats, causal=
 def measure_in_child(
     method, n, dim, n_tables, n_hashes, family, device, repeats, timeout, causal=False, heads=1
 ):
-    """`measure` in a fresh process; a crash, an out-of-memory kill or a time-out becomes an error entry."""
-    arguments = json.dumps([method, n, dim, n_tables, n_hashes, family, device, repeats, causal, heads])
+    """`measure` in a fresh process, with a time budget of BUDGET_SECONDS per timing; a crash, an
+    out-of-memory kill or a time-out becomes an error entry."""
+    arguments = [method, n, dim, n_tables, n_hashes, family, device, repeats, causal, heads, BUDGET_SECONDS]
+    arguments = json.dumps(arguments)
     entry = {"method": method, "n": n, "n_tables": n_tables, "heads": heads, "causal": causal}
     try:
         child = subprocess.run(
