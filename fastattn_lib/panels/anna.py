@@ -160,6 +160,23 @@ def anna_update(
     )
 
 
+TRY_CHANGES = {  # what notebook 02's section 7 suggests trying, each from the panel's opening state
+    "opening": {},
+    "β = 1": {"beta": 1.0},
+    "z = 1, ℓ = 16": {"n_hashes": 1, "n_tables": 16},
+    "causal": {"causal": True},
+}
+
+
+def try_states(n: int = DEFAULTS["n"], device="auto", seed: int = 0) -> dict[str, AnnaPanelData]:
+    """`anna_update` at the panel's opening settings (`DEFAULTS`, N = n) and at each of `TRY_CHANGES`."""
+    opening = {**DEFAULTS, "n": n}
+    return {
+        name: anna_update(**{**opening, **change}, device=device, seed=seed)
+        for name, change in TRY_CHANGES.items()
+    }
+
+
 def anna_figures() -> list[go.Figure]:
     """Three empty views: softmax weights, ANNA weights (same block of queries × keys), output scatter."""
 
