@@ -55,6 +55,32 @@ class DistilledPanelData:
     softmax_weights: np.ndarray  # (N, N)
     partners: np.ndarray  # (N, N) True where x_i + x_j ≡ 0 (mod M)
 
+    @property
+    def unmet_queries(self) -> int:
+        """Queries of the pictured sequence that met no key (a black row of the ANNA heatmap)."""
+        return int((self.anna_weights.sum(-1) == 0).sum())
+
+    @property
+    def wrong_positions(self) -> int:
+        """Positions of the pictured sequence that ANNA's first draw predicts wrongly."""
+        return int((self.predictions != self.labels).sum())
+
+
+TRY_SETTINGS = {  # notebook 04's section 5 suggestions, at β = 10 on test sequence 0: (ℓ, z, stage)
+    "opening": (8, 1, "distilled"),
+    "ℓ = 1": (1, 1, "distilled"),
+    "ℓ = 8, z = 6": (8, 6, "distilled"),
+    "surrogate weights": (8, 1, "surrogate"),
+}
+
+
+def try_states(device="auto") -> dict[str, DistilledPanelData]:
+    """`distilled_update` at β = 10, test sequence 0, for the panel's opening and each of `TRY_SETTINGS`."""
+    return {
+        name: distilled_update(10.0, *setting[:2], 0, setting[2], device)
+        for name, setting in TRY_SETTINGS.items()
+    }
+
 
 @lru_cache(maxsize=4)
 def shipped_results(task: str) -> dict:
