@@ -138,7 +138,8 @@ def rho(r: float, c: float, family: str = "hyperplane", dim=None) -> float:
     """LSH quality ρ = ln(1/p1) / ln(1/p2), p1 = p(distance r), p2 = p(distance c·r), for unit vectors.
 
     Smaller is better: ℓ ≈ N^ρ tables find near neighbours (ANNA's bound uses N^{3ρ}). For hyperplanes
-    ρ ≈ 1/c for small r; cross-polytope tends to the optimal 1/c² only as the dimension grows.
+    ρ ≈ 1/c for small r; cross-polytope approaches its limit (1/c²)·(4 − c²r²)/(4 − r²), which is below 1/c²,
+    only as the dimension grows (slowly).
     """
     if not (0 < r and c > 1 and c * r < 2):
         raise ValueError(f"r, c: expected r > 0, c > 1 and c·r < 2 (unit vectors), got r={r}, c={c}")
