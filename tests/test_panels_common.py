@@ -22,6 +22,10 @@ def test_panel_redraws_on_change_and_reports_timing():
     assert list(panel.figures[0].data[0].y) == [3, 4]
     assert panel.n_updates == 2 and panel.last_error is None
     assert panel.last_update_ms >= 0 and "ms on" in panel.status.value
+    before = panel.status.value
+    panel.controls["k"].value = 3  # no change: no update
+    panel.controls["k"].value = 4
+    assert panel.status.value != before and panel.status.value.startswith("update 3:")  # new even at equal ms
 
 
 def test_panel_keeps_errors_that_ipywidgets_would_swallow():

@@ -95,7 +95,8 @@ class Panel:
             self.draw(self.figures, self.data)
         self.last_update_ms = 1000 * (time.perf_counter() - start)
         self.n_updates += 1
-        self.status.value = f"last update {self.last_update_ms:.0f} ms on <b>{device}</b>"
+        # The count makes every update visibly new, even one that takes the same number of milliseconds.
+        self.status.value = f"update {self.n_updates}: {self.last_update_ms:.0f} ms on <b>{device}</b>"
 
     def _batch_updates(self) -> ExitStack:
         stack = ExitStack()
