@@ -1,10 +1,11 @@
-"""The panel machinery: redraws on change, reports its timing, keeps the errors ipywidgets would swallow."""
+"""The panel machinery: redraws on change, reports its timing, keeps the errors ipywidgets would swallow,
+and computes the states a notebook's "Try these" list names."""
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import pytest
 
-from fastattn_lib.panels.common import Panel
+from fastattn_lib.panels.common import Panel, states_at
 
 
 def toy_panel(compute):
@@ -41,3 +42,11 @@ def test_panel_keeps_errors_that_ipywidgets_would_swallow():
     assert "four is not allowed" in panel.status.value
     panel.controls["k"].value = 2
     assert panel.last_error is None and list(panel.figures[0].data[0].y) == [2]
+
+
+def test_states_at_applies_each_change_to_the_opening_alone():
+    def update(a, b, c=0):
+        return (a, b, c)
+
+    states = states_at(update, {"a": 1, "b": 2}, {"opening": {}, "b up": {"b": 5}, "with c": {"c": 7}})
+    assert states == {"opening": (1, 2, 0), "b up": (1, 5, 0), "with c": (1, 2, 7)}  # changes do not pile up

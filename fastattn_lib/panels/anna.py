@@ -29,7 +29,7 @@ from .. import attention, bench, reformer
 from ..device import cpu_generator, resolve_device
 from ..guarantee import anna_parameters, guarantee_table, measure_guarantee
 from ..lsh import LSHTables
-from .common import Panel, device_options, dropdown, slider
+from .common import Panel, device_options, dropdown, slider, states_at
 from .static import precomputed_figure
 
 DIM, D_VALUE, N_CLUSTERS, SPREAD = 32, 8, 16, 0.3
@@ -170,11 +170,7 @@ TRY_CHANGES = {  # what notebook 02's section 7 suggests trying, each from the p
 
 def try_states(n: int = DEFAULTS["n"], device="auto", seed: int = 0) -> dict[str, AnnaPanelData]:
     """`anna_update` at the panel's opening settings (`DEFAULTS`, N = n) and at each of `TRY_CHANGES`."""
-    opening = {**DEFAULTS, "n": n}
-    return {
-        name: anna_update(**{**opening, **change}, device=device, seed=seed)
-        for name, change in TRY_CHANGES.items()
-    }
+    return states_at(anna_update, {**DEFAULTS, "n": n, "device": device, "seed": seed}, TRY_CHANGES)
 
 
 def anna_figures() -> list[go.Figure]:

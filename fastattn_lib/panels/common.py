@@ -29,6 +29,12 @@ def setup_plotly() -> None:
     pio.templates.default = "fastattn"
 
 
+def states_at(update: Callable, opening: dict, changes: dict[str, dict]) -> dict:
+    """A panel's `update` at its opening settings changed by each entry of `changes` (what a notebook's
+    "Try these" list suggests), by name: the notebook asserts its numbers on the panel's own computation."""
+    return {name: update(**{**opening, **change}) for name, change in changes.items()}
+
+
 def device_options() -> list[str]:
     """Choices for a device dropdown: "auto" plus what this machine has."""
     options = ["auto", "cpu"]

@@ -25,7 +25,7 @@ from .. import lsh
 from ..checks import check_count
 from ..device import resolve_device
 from ..kernels import signed_axis_reference
-from .common import Panel, device_options, dropdown, setup_plotly, slider
+from .common import Panel, device_options, dropdown, setup_plotly, slider, states_at
 from .static import precomputed_figure
 
 NEAR_ANGLE = math.pi / 6  # "near" for the search demo: within 30° of the query
@@ -292,6 +292,19 @@ def gaussian_cross_polytope_rate(
         hits += int((signed_axis_reference(ax) == signed_axis_reference(ay)).sum())
     rate = hits / n_samples
     return rate, math.sqrt(max(rate * (1 - rate), 1e-12) / n_samples)
+
+
+TRY_CHANGES = {  # notebook 01's section 6 suggestions, each from the panel's opening state (`DEFAULTS`)
+    "hyperplanes, z = 1, m = 16": {"family": "hyperplane", "n_hashes": 1},
+    "hyperplanes, z = 1, m = 64": {"family": "hyperplane", "n_hashes": 1, "dim": 64},
+    "z = 6, ℓ = 16": {"n_hashes": 6, "n_tables": 16},  # its search at u = 4 tables is the ℓ = 4 state
+    "z = 2, ℓ = 16": {"n_tables": 16},
+}
+
+
+def try_states(device="auto", seed: int = 0) -> dict[str, LSHPanelData]:
+    """`lsh_update` at each of `TRY_CHANGES` from the opening (`DEFAULTS`, 2000 points, 64 queries)."""
+    return states_at(lsh_update, {**DEFAULTS, "device": device, "seed": seed}, TRY_CHANGES)
 
 
 def lsh_panel(device="auto", **overrides) -> Panel:

@@ -23,7 +23,7 @@ from plotly.subplots import make_subplots
 from .. import data, lsh, training
 from ..attention import Anna
 from ..device import resolve_device
-from .common import Panel, device_options, dropdown, slider
+from .common import Panel, device_options, dropdown, slider, states_at
 from .static import precomputed_figure
 
 
@@ -66,20 +66,19 @@ class DistilledPanelData:
         return int((self.predictions != self.labels).sum())
 
 
-TRY_SETTINGS = {  # notebook 04's section 5 suggestions, at β = 10 on test sequence 0: (ℓ, z, stage)
-    "opening": (8, 1, "distilled"),
-    "ℓ = 1": (1, 1, "distilled"),
-    "ℓ = 8, z = 6": (8, 6, "distilled"),
-    "surrogate weights": (8, 1, "surrogate"),
+# The panel's first view: β = 10, the distilled weights, ℓ = 8, z = 1, test sequence 0.
+OPENING = {"beta": 10.0, "stage": "distilled", "n_tables": 8, "n_hashes": 1, "sample": 0}
+TRY_CHANGES = {  # notebook 04's section 5 suggestions, each from the panel's opening state
+    "opening": {},
+    "ℓ = 1": {"n_tables": 1},
+    "ℓ = 8, z = 6": {"n_hashes": 6},
+    "surrogate weights": {"stage": "surrogate"},
 }
 
 
 def try_states(device="auto") -> dict[str, DistilledPanelData]:
-    """`distilled_update` at β = 10, test sequence 0, for the panel's opening and each of `TRY_SETTINGS`."""
-    return {
-        name: distilled_update(10.0, *setting[:2], 0, setting[2], device)
-        for name, setting in TRY_SETTINGS.items()
-    }
+    """`distilled_update` at the panel's `OPENING` and at each of `TRY_CHANGES`."""
+    return states_at(distilled_update, {**OPENING, "device": device}, TRY_CHANGES)
 
 
 @lru_cache(maxsize=4)
@@ -190,8 +189,7 @@ def draw_distilled(figures, data: DistilledPanelData) -> None:
 
 def distilled_panel(betas=(0.1, 1.0, 10.0), device="auto", **overrides) -> Panel:
     """Live panel on the shipped Match2 checkpoints: β, stage, ℓ, z, the pictured test sequence, device."""
-    values = {"beta": 10.0, "stage": "distilled", "n_tables": 8, "n_hashes": 1, "sample": 0, "device": device}
-    values.update(overrides)
+    values = {**OPENING, "device": device, **overrides}
     controls = {
         "beta": dropdown("β", values["beta"], betas),
         "stage": dropdown("weights", values["stage"], training.STAGES),
