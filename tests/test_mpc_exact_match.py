@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fastattn_lib import mpc
+from fastattn_lib.lsh import LSHTables
 
 
 def test_exact_match_codes_give_exact_match_attention():
@@ -23,6 +24,18 @@ def test_exact_match_codes_give_exact_match_attention():
 def test_too_few_hashes_leave_false_collisions_and_they_are_counted():
     assert mpc.ExactMatchCodes(200, n_tables=4, n_hashes=1).false_collision_pairs > 0
     assert mpc.ExactMatchCodes(200, n_tables=4).false_collision_pairs == 0
+
+
+def test_pair_collision_rate_counts_pairs_table_by_table():
+    codes = mpc.ExactMatchCodes(30, dim=8)
+    tables = LSHTables(8, 16, 1, "cross_polytope", seed=codes.seed + 1, device="cpu")
+    ids = tables.bucket_ids(codes.vectors).tolist()  # (16, 32): the 30 codes and the two null codes
+    together = [a == b for table in ids for i, a in enumerate(table) for b in table[i + 1 :]]
+    assert codes.pair_collision_rate(n_draws=16) == pytest.approx(sum(together) / len(together))
+    rate = mpc.ExactMatchCodes(200, dim=32).pair_collision_rate()
+    assert 1 / 64 < rate < 1.5 / 64  # a little above 1/(2·dim): random codes are only nearly orthogonal
+    with pytest.raises(ValueError, match="n_draws"):
+        codes.pair_collision_rate(n_draws=0)
 
 
 def test_indices_outside_the_code_book_are_refused():

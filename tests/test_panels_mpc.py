@@ -141,6 +141,11 @@ def test_match2_costs_low_rank_and_correspondence():
     assert coarse.error > 0 and coarse.missed == 0 and exact.error == 0
     table = mpc_panels.cost_text(mpc.layer_cost_table([1000, 10_000], width=64, n_tables=8, delta=0.25))
     assert len(table.splitlines()) == 3 and "softmax machines" in table
+    rows = [
+        {"N": 10, "ANNA machines": 3.0, "softmax machines": 5.0},
+        {"N": 1000, "ANNA machines": 30.0, "softmax machines": 5e3},
+    ]
+    assert mpc_panels.growth_exponents(rows) == pytest.approx({"ANNA machines": 0.5, "softmax machines": 1.5})
     checks = [mpc.check_low_rank(16, fan_in=4)]
     assert len(mpc_panels.low_rank_text(checks, checks).splitlines()) == 2
     figure = mpc_panels.correspondence_figure()

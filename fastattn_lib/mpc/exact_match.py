@@ -60,14 +60,24 @@ class ExactMatchCodes:
             pairs = self._false_pairs(n_hashes)
         self.n_hashes, self.false_collision_pairs = n_hashes, pairs
 
+    def _shared(self, n_tables: int, n_hashes: int, seed: int) -> torch.Tensor:
+        """(ℓ, P) booleans: whether each of the P pairs of distinct codes shares a bucket in each table."""
+        tables = LSHTables(self.vectors.shape[1], n_tables, n_hashes, self.family, seed, device="cpu")
+        ids = tables.bucket_ids(self.vectors)  # (ℓ, n_codes + 2)
+        first, second = torch.triu_indices(len(self.vectors), len(self.vectors), offset=1)
+        return ids[:, first] == ids[:, second]
+
     def _false_pairs(self, n_hashes: int) -> int:
         """Pairs of distinct codes that share a bucket in at least one of the ℓ tables."""
-        tables = LSHTables(
-            self.vectors.shape[1], self.n_tables, n_hashes, self.family, self.seed, device="cpu"
-        )
-        ids = tables.bucket_ids(self.vectors)  # (ℓ, n_codes + 2)
-        shared = (ids.unsqueeze(-1) == ids.unsqueeze(-2)).any(dim=0)
-        return int(shared.triu(diagonal=1).sum())
+        return int(self._shared(self.n_tables, n_hashes, self.seed).any(dim=0).sum())
+
+    def pair_collision_rate(self, n_draws: int = 64) -> float:
+        """The chance that one hash function (a table with z = 1) puts two distinct codes of this book in one
+        bucket: the share of pairs that collide, averaged over `n_draws` independently drawn functions.
+        About 1/(2·dim) for exactly orthogonal codes; random codes are only nearly orthogonal, and the
+        collision probability is convex in their angle, so a little more."""
+        check_count("n_draws", n_draws)
+        return self._shared(n_draws, 1, self.seed + 1).float().mean().item()
 
     def encode(self, index: torch.Tensor, null: int) -> torch.Tensor:
         """Code vectors for integer indices [...] → [..., dim]; NULL (−1) becomes code `null`."""

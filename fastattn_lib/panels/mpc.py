@@ -438,6 +438,13 @@ def cost_figure(rows: list[dict]) -> go.Figure:
     return figure
 
 
+def growth_exponents(rows: list[dict], columns=("ANNA machines", "softmax machines")) -> dict[str, float]:
+    """Each column's slope against N on log-log axes, from the first row to the last: a count that grows
+    like N^a has slope a."""
+    decades = math.log10(rows[-1]["N"] / rows[0]["N"])
+    return {name: math.log10(rows[-1][name] / rows[0][name]) / decades for name in columns}
+
+
 def receptive_figure(fields: dict, n: int, bucket_size: int) -> go.Figure:
     """Inputs an output depends on after L layers: Reformer (measured, and its bound) against ANNA."""
     layers = list(range(1, len(fields["reformer"]) + 1))
