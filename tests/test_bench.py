@@ -49,6 +49,8 @@ def test_loglog_slope_and_summary():
     assert summary["anna_tables"]["crossover_n"] == 16384  # 16384²·1e-9 = 0.27 s > 0.16 s
     assert summary["anna_tables"]["growth_4k_to_16k"] == pytest.approx(4)
     assert math.isclose(summary["anna_tables"]["speedup_vs_sdpa"][4096], 4096**2 * 1e-9 / (4096 * 1e-5))
+    names = [trace.name for trace in bench.figure(results).data]
+    assert names == ["softmax (torch's fused SDPA)", "ANNA, Algorithm 1"]  # the legend names methods in words
 
 
 def test_command_line_writes_json_and_html(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from .timing import METHODS
+from .timing import METHOD_LABELS, METHODS
 
 SWEEPS = {  # name: what is held fixed while N grows
     "n": "one head, non-causal",
@@ -150,7 +150,10 @@ def figure(results: list[dict], sweep: str = "n"):
         )
         if rows:
             fig.add_scatter(
-                x=[n for n, _ in rows], y=[1000 * s for _, s in rows], name=method, mode="lines+markers"
+                x=[n for n, _ in rows],
+                y=[1000 * s for _, s in rows],
+                name=METHOD_LABELS[method],
+                mode="lines+markers",
             )
     device = next((r["device"] for r in results if "device" in r), "?")
     fig.update_layout(

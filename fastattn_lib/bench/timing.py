@@ -36,6 +36,13 @@ from ..device import cpu_generator, resolve_device, synchronize
 from ..kernels import causal_bucket_sums
 
 METHODS = ("sdpa", "anna_tables", "anna_hadamard", "anna_linear_memory", "reformer")
+METHOD_LABELS = {  # what a reader sees in a legend
+    "sdpa": "softmax (torch's fused SDPA)",
+    "anna_tables": "ANNA, Algorithm 1",
+    "anna_hadamard": "ANNA, Algorithm 1, Hadamard rotation",
+    "anna_linear_memory": "ANNA, one table at a time",
+    "reformer": "Reformer's LSH attention",
+}
 BUDGET_SECONDS = 1.0  # a timing takes more than `repeats` calls while they fit in this (see median_seconds)
 ANNA_METHODS = {"anna_tables": ("tables", "dense"), "anna_hadamard": ("tables", "hadamard"),
                 "anna_linear_memory": ("linear_memory", "dense")}  # fmt: skip
