@@ -7,7 +7,7 @@
 - `lsh`         hyperplane and cross-polytope hashing (dense or Hadamard rotation), ℓ tables of z hashes.
 - `collisions`  collision probabilities in theory: p(θ), the AND-OR amplification, ρ.
 - `anna`        ANNA: collision-count-weighted bucket averages (Algorithms 1 and 2, the dense oracle),
-                the collision kernel for training, and the (c, r, ℓ)-ANNA guarantee checked on an input.
+                the collision kernel for training, and the (c, r, ℓ, η)-ANNA guarantee checked on an input.
 - `attention`   attention kinds as values (`Softmax`, `Anna`, `CollisionKernel`, `StraightThroughAnna`,
                 `LowRank`), softmax and low-rank attention.
 - `reformer`    constant-size-bucket attention and the depth it needs for a global average.

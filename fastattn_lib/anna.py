@@ -10,25 +10,27 @@ k_j share a bucket,
     out_i = Σ_j c_ij·v_j / Σ_j c_ij          (0 when q_i collides with no key)
 
 so ANNA's implied attention matrix is w_ij = c_ij / Σ_j' c_ij'. A near key collides in some table with high
-probability, a far key rarely; the paper's (c, r, ℓ)-ANNA definition asks exactly that far keys get no
-weight and every near key at least 1/((|𝒩(q_i, cr)| − 1)·ℓ + 1) (`check_anna_guarantee`). Weighting by the
-collision count is how this package reads the paper's Algorithm 1, which sums over the tables; rows with
-no collision output 0 by our convention.
+probability, a far key rarely; the paper's (c, r, ℓ, η)-ANNA definition asks exactly that far keys get no
+weight and every near key at least 1/((|𝒩(q_i, cr)| − 1)·ℓ + 1) (`check_anna_guarantee`). The paper names
+its Algorithm 1 (ℓ tables kept at once) and Algorithm 2 (linear memory); their steps below, bucket sums and
+counts with a key counted once for every table it shares with the query, are our reconstruction, chosen
+because these weights meet that lower bound. Rows with no collision output 0 by our convention.
 
 Three implementations agree to float tolerance:
 
-* `impl="dense"`: the O(ℓ·N·M) oracle that builds c_ij explicitly (`collision_counts`);
-* `impl="tables"` (Algorithm 1): every bucket of every table stores the sum S and the count C of its
+* `impl="dense"`: the O(ℓ·N·N_k) oracle that builds c_ij explicitly (`collision_counts`);
+* `impl="tables"` (our Algorithm 1): every bucket of every table stores the sum S and the count C of its
   keys' values; each query adds up S and C of its ℓ buckets: out_i = Σ_u S_u(q_i) / Σ_u C_u(q_i).
   Hashing costs ℓ·z·D·m per token with a dense D × m rotation (D = m), ℓ·z·3·D·log₂D with the
   Hadamard one; reading costs ℓ·d_v;
-* `impl="linear_memory"` (Algorithm 2): the same, one table at a time, so memory does not grow with ℓ.
+* `impl="linear_memory"` (our Algorithm 2): the same, one table at a time, so memory does not grow with ℓ.
 
 Causal ANNA (j ≤ i; our variant, for decoders) reads only the prefix of each bucket up to the query.
 
 Training: counts are piecewise constant in q and k, so ANNA has no gradient for them. Its expectation does:
 E[c_ij] = ℓ·p(θ_ij)^z with p the single-hash collision probability, the **collision kernel**
 (`collision_kernel_weights`), and `straight_through_anna` runs ANNA forward with the kernel's gradient.
+Both are ours: the paper distils a softmax-trained model into ANNA without saying how.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from .lsh import LSHTables, collision_probability_of_cosine
 
 
 def causal_mask(n_queries: int, n_keys: int, device, query_positions=None) -> torch.Tensor:
-    """(N, M) bool: key j is visible to query i when j ≤ the position of i (i itself, unless given)."""
+    """(N, N_k) bool: key j is visible to query i when j ≤ the position of i (i itself, unless given)."""
     if query_positions is None:
         query_positions = torch.arange(n_queries)
     return torch.arange(n_keys, device=device)[None, :] <= query_positions.to(device)[:, None]
@@ -74,19 +76,19 @@ def collision_counts(
     per_head=False,
     rotation="dense",
 ) -> torch.Tensor:
-    """c_ij: in how many of the ℓ tables q_i and k_j share a bucket, shape [..., N, M] (0 above the
+    """c_ij: in how many of the ℓ tables q_i and k_j share a bucket, shape [..., N, N_k] (0 above the
     diagonal when causal; `query_positions`: the queries are those rows of a longer sequence).
-    O(ℓ·N·M): for oracles and pictures."""
+    O(ℓ·N·N_k): for oracles and pictures."""
     check_qkv(q, k, k, causal, query_positions)
     check_hashing(n_tables, n_hashes, "dense")
     batch = q.shape[:-2].numel()
     check_table_memory(n_tables, batch * q.shape[-2] * k.shape[-2], 1, memory_limit(q.device))
     tables = hash_tables(q, n_tables, n_hashes, family, seed, per_head, rotation)
-    query_ids, key_ids = tables._bucket_ids(q), tables._bucket_ids(k)  # (ℓ, ..., N), (ℓ, ..., M); checked
+    query_ids, key_ids = tables._bucket_ids(q), tables._bucket_ids(k)  # (ℓ, ..., N), (ℓ, ..., N_k); checked
     n_tables, n_queries, n_keys = query_ids.shape[0], query_ids.shape[-1], key_ids.shape[-1]
     counts = collision_count_matrix(
         query_ids.reshape(n_tables, -1, n_queries), key_ids.reshape(n_tables, -1, n_keys)
-    ).view(*query_ids.shape[1:], n_keys)  # (..., N, M)
+    ).view(*query_ids.shape[1:], n_keys)  # (..., N, N_k)
     if causal:
         counts = counts.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device, query_positions), 0)
     return counts
@@ -118,7 +120,7 @@ def anna_weights(
 def number_buckets(key_ids, query_ids, n_buckets: int):
     """Number every (table, batch, bucket) that occurs with one small integer.
 
-    key_ids (T, B, M) and query_ids (T, B, N) hold bucket ids < n_buckets per (table, batch) group.
+    key_ids (T, B, N_k) and query_ids (T, B, N) hold bucket ids < n_buckets per (table, batch) group.
     Returns (key_index, query_index, size): equal indices ⇔ same group and same bucket, all < size.
     """
     n_groups = key_ids.shape[0] * key_ids.shape[1]
@@ -147,7 +149,7 @@ def number_buckets(key_ids, query_ids, n_buckets: int):
 def build_buckets(key_index, v, size: int):
     """Algorithm 1's tables: the sum S and count C of the values in every bucket.
 
-    key_index (T, B, M) from `number_buckets`, v (B, M, d_v) → S (size, d_v), C (size,)."""
+    key_index (T, B, N_k) from `number_buckets`, v (B, N_k, d_v) → S (size, d_v), C (size,)."""
     sums = v.new_zeros(size, v.shape[-1])
     scatter_add_rows(key_index.reshape(key_index.shape[0], -1), v.reshape(-1, v.shape[-1]), sums)
     return sums, torch.bincount(key_index.flatten(), minlength=size)
@@ -161,7 +163,7 @@ def read_buckets(query_index, sums, counts):
 def _aggregate(query_ids, key_ids, v, n_buckets: int, causal: bool):
     """Bucket sums and counts read by every query, summed over tables.
 
-    query_ids (T, B, N), key_ids (T, B, M), v (B, M, d_v). Returns num (B, N, d_v) = Σ_u Σ_{j in q_i's
+    query_ids (T, B, N), key_ids (T, B, N_k), v (B, N_k, d_v). Returns num (B, N, d_v) = Σ_u Σ_{j in q_i's
     bucket of table u} v_j and den (B, N) = Σ_u |that bucket| (keys j ≤ i only when causal).
     """
     key_index, query_index, size = number_buckets(key_ids, query_ids, n_buckets)
@@ -209,7 +211,7 @@ def anna_attention(
         found = tables._bucket_ids(x, table)  # x was checked by check_qkv
         return found.reshape(-1 if table is None else 1, batch, x.shape[-2])
 
-    v = v.reshape(batch, -1, d_v)  # (B, M, d_v)
+    v = v.reshape(batch, -1, d_v)  # (B, N_k, d_v)
     if impl == "tables":
         num, den = _aggregate(ids(q), ids(k), v, tables.n_buckets, causal)
     else:
@@ -246,7 +248,7 @@ def collision_kernel_weights(
     check_count("n_hashes", n_hashes)
     if n_tables is not None:
         check_count("n_tables", n_tables)
-    cos = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-1, -2)  # (..., N, M)
+    cos = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-1, -2)  # (..., N, N_k)
     kernel = collision_probability_of_cosine(cos, family, dim=q.shape[-1]) ** n_hashes
     if causal:
         kernel = kernel.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), 0)
@@ -299,7 +301,7 @@ def straight_through_anna(
 
 @dataclass
 class GuaranteeReport:
-    """How an attention matrix measures up to the (c, r, ℓ)-ANNA definition, on unit-normalised q and k."""
+    """How an attention matrix measures up to the (c, r, ℓ, η)-ANNA definition, on unit-normalised q and k."""
 
     far_violations: int  # pairs with w_ij > 0 although ‖q̂_i − k̂_j‖ > c·r
     near_violations: int  # pairs with ‖q̂_i − k̂_j‖ ≤ r but w_ij < 1/((|𝒩(q_i, cr)| − 1)·ℓ + 1)
@@ -314,7 +316,7 @@ class GuaranteeReport:
 def check_anna_guarantee(
     q, k, weights, r: float, c: float, n_tables: int, causal: bool = False, query_positions=None
 ) -> GuaranteeReport:
-    """Check the two conditions of the (c, r, ℓ)-ANNA definition for attention weights [..., N, M]:
+    """Check the two conditions of the (c, r, ℓ, η)-ANNA definition for attention weights [..., N, N_k]:
 
     1. no far keys: w_ij > 0 only if ‖q̂_i − k̂_j‖ ≤ c·r;
     2. near keys get a share: ‖q̂_i − k̂_j‖ ≤ r ⇒ w_ij ≥ 1 / ((|𝒩(q_i, cr)| − 1)·ℓ + 1),
@@ -327,7 +329,7 @@ def check_anna_guarantee(
         raise ValueError(
             f"weights: expected shape {tuple(q.shape[:-1] + k.shape[-2:-1])}, got {tuple(weights.shape)}"
         )
-    distance = torch.cdist(F.normalize(q, dim=-1), F.normalize(k, dim=-1))  # (..., N, M)
+    distance = torch.cdist(F.normalize(q, dim=-1), F.normalize(k, dim=-1))  # (..., N, N_k)
     if causal:
         visible = causal_mask(q.shape[-2], k.shape[-2], q.device, query_positions)
     else:

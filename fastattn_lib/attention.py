@@ -1,8 +1,8 @@
 """Attention as a value: each kind of attention is a small immutable object behind one interface.
 
-    attention(q, k, v, causal=False) -> out [..., N, d_v]        attention.weights(q, k) -> [..., N, M]
+    attention(q, k, v, causal=False) -> out [..., N, d_v]        attention.weights(q, k) -> [..., N, N_k]
 
-q [..., N, m], k [..., M, m], v [..., M, d_v]. `weights` is the attention matrix the kind applies (for
+q [..., N, m], k [..., N_k, m], v [..., N_k, d_v]. `weights` is the attention matrix the kind applies (for
 pictures and oracles); `out` = weights @ v, computed without that matrix where the kind allows it.
 
 * `Softmax(beta)`: softmax(β·q̂·k̂ᵀ)·v on unit-normalised q̂, k̂; β is an inverse temperature: as it grows,
@@ -61,13 +61,13 @@ def _empty_queries(q, v):
 
 
 def softmax_weights(q, k, beta=1.0, causal=False, normalize=True, query_positions=None) -> torch.Tensor:
-    """The attention matrix softmax(β·q̂·k̂ᵀ), shape [..., N, M] (rows sum to 1). With `query_positions`,
+    """The attention matrix softmax(β·q̂·k̂ᵀ), shape [..., N, N_k] (rows sum to 1). With `query_positions`,
     the queries are those rows of a longer sequence (for the causal mask): weights for a few queries."""
     check_qkv(q, k, k, causal, query_positions)
     check_beta(beta)
     if normalize:
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-    scores = beta * q @ k.transpose(-1, -2)  # (..., N, M)
+    scores = beta * q @ k.transpose(-1, -2)  # (..., N, N_k)
     if causal:
         scores = scores.masked_fill(
             ~causal_mask(q.shape[-2], k.shape[-2], q.device, query_positions), -torch.inf
@@ -78,13 +78,13 @@ def softmax_weights(q, k, beta=1.0, causal=False, normalize=True, query_position
 def softmax_attention(
     q, k, v, beta: float = 1.0, causal: bool = False, normalize: bool = True
 ) -> torch.Tensor:
-    """softmax(β·q̂·k̂ᵀ)·v, through torch's fused `scaled_dot_product_attention` (no N×M matrix kept)."""
+    """softmax(β·q̂·k̂ᵀ)·v, through torch's fused `scaled_dot_product_attention` (no N×N_k matrix kept)."""
     check_qkv(q, k, v, causal)
     check_beta(beta)
     if q.shape[-2] == 0:
         return _empty_queries(q, v)
     if k.shape[-2] == 0:
-        raise ValueError("k: softmax attention needs at least one key (M ≥ 1)")
+        raise ValueError("k: softmax attention needs at least one key (N_k ≥ 1)")
     if normalize:
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
     if q.dim() == 2:  # the fused kernel wants a batch dimension
@@ -100,9 +100,9 @@ def _feature_map(x: torch.Tensor) -> torch.Tensor:
 
 
 def low_rank_weights(q, k, causal: bool = False) -> torch.Tensor:
-    """The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j'), shape [..., N, M], rank ≤ m."""
+    """The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j'), shape [..., N, N_k], rank ≤ m."""
     check_qkv(q, k, k, causal)
-    scores = _feature_map(q) @ _feature_map(k).transpose(-1, -2)  # (..., N, M)
+    scores = _feature_map(q) @ _feature_map(k).transpose(-1, -2)  # (..., N, N_k)
     if causal:
         scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), 0)
     return scores / scores.sum(dim=-1, keepdim=True)
@@ -114,7 +114,7 @@ def low_rank_attention(q, k, v, causal: bool = False) -> torch.Tensor:
     if q.shape[-2] == 0:
         return _empty_queries(q, v)
     if k.shape[-2] == 0:
-        raise ValueError("k: low-rank attention needs at least one key (M ≥ 1)")
+        raise ValueError("k: low-rank attention needs at least one key (N_k ≥ 1)")
     phi_q, phi_k = _feature_map(q), _feature_map(k)
     if not causal:
         kv = phi_k.transpose(-1, -2) @ v  # (..., m, d_v)

@@ -2,7 +2,7 @@
 
 As reported for the ANNA paper: take an LSH family under which unit vectors at distance ≤ r collide with
 probability ≥ p₁ and vectors at distance > c·r with probability ≤ p₂, and let ρ = ln(1/p₁)/ln(1/p₂).
-ANNA then takes time O(m·N^{1+3ρ}·log N) and meets the (c, r, ℓ)-ANNA definition
+ANNA then takes time O(m·N^{1+3ρ}·log N) and meets the (c, r, ℓ, η)-ANNA definition
 (`anna.check_anna_guarantee`) with probability 1 − O(N^{3ρ−1}); with ρ < 1/3 (c > √3 for a family with
 the optimal ρ ≈ 1/c²) that is sub-quadratic and almost surely correct.
 
@@ -192,7 +192,7 @@ def collision_counts(queries, keys, n_tables, n_hashes, family, seed=0, tables_p
 
 @dataclass
 class MeasuredGuarantee:
-    """The (c, r, ℓ)-ANNA definition checked query by query at the parameters' ℓ and z."""
+    """The (c, r, ℓ, η)-ANNA definition checked query by query at the parameters' ℓ and z."""
 
     parameters: GuaranteeParameters
     n_queries: int

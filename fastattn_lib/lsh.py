@@ -12,7 +12,7 @@ Two families, both invariant to the length of x, so normalising first changes no
   one of 2D values. For orthogonal x and y, Ax and Ay are independent, so p(90°) = 1/(2D) exactly;
   elsewhere p(θ) has no closed form and `collision_probability` estimates it (see there).
 
-Amplification. A table keys each point by z concatenated hash values, g_u(x) = (h_{u,1}(x), …, h_{u,z}(x)),
+Amplification. A table keys each point by z concatenated hash values, b_u(x) = (h_{u,1}(x), …, h_{u,z}(x)),
 so a pair shares a bucket of table u with probability p^z (the AND: fewer far collisions). With ℓ
 independent tables a pair collides somewhere with probability 1 − (1 − p^z)^ℓ (the OR: near pairs are
 not missed). In code z is `n_hashes` and ℓ is `n_tables`; FALCONN calls them k and l, Reformer calls

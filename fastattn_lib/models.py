@@ -1,7 +1,7 @@
 """One tiny transformer for every experiment, its attention given as values (`fastattn_lib.attention`).
 
-- token embedding + learned position embedding, width m (`d_model`, 64 in the ANNA paper);
-- `n_layers` blocks, each h + attention(h), then h + MLP(h) with one hidden layer of 4m and GeLU
+- token embedding + learned position embedding, width d (`d_model`, 64 in the ANNA paper);
+- `n_layers` blocks, each h + attention(h), then h + MLP(h) with one hidden layer of 4d and GeLU
   (with `layer_norm`, both read a LayerNorm of h, and a last LayerNorm precedes the output layer);
 - a per-position linear output layer: logits [batch, N, n_classes] (a language-model head when
   n_classes is the vocabulary).
@@ -60,7 +60,7 @@ class ModelConfig:
 
 
 class MultiHeadAttention(nn.Module):
-    """The projections around attention: x (B, N, m) → q, k, v (B, H, N, m/H) → attention → (B, N, m)."""
+    """The projections around attention: x (B, N, d) → q, k, v (B, H, N, m = d/H) → attention → (B, N, d)."""
 
     def __init__(self, d_model: int, n_heads: int):
         super().__init__()
@@ -69,7 +69,7 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
 
     def split_heads(self, x: torch.Tensor):
-        """q, k, v, each (B, H, N, m/H)."""
+        """q, k, v, each (B, H, N, m) with m = d/H, the width of a head."""
         batch, n, d_model = x.shape
         qkv = self.qkv(x).view(batch, n, 3, self.n_heads, d_model // self.n_heads)  # (B, N, 3, H, dh)
         return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, N, dh)
@@ -127,7 +127,7 @@ class Block(nn.Module):
 
 
 def scaled_dot_product(config: ModelConfig) -> Softmax:
-    """The usual transformer attention softmax(q·kᵀ/√d_h)·v, d_h = m / H the width of a head."""
+    """The usual transformer attention softmax(q·kᵀ/√m)·v, m = d / H the width of a head."""
     return Softmax(1 / math.sqrt(config.d_model // config.n_heads), normalize=False)
 
 
@@ -221,7 +221,7 @@ class TinyTransformer(nn.Module):
         return self.classifier(self.final_norm(h))[:, 0]
 
     def new_caches(self, batch: int, device) -> list[KVCache]:
-        """One empty cache per layer for `batch` sequences. A cache attends with softmax(q·kᵀ/√d_h) over what
+        """One empty cache per layer for `batch` sequences. A cache attends with softmax(q·kᵀ/√m) over what
         it holds, which is the model's own attention only when every layer runs scaled dot product (a full
         cache then gives the forward pass) or NAtS masking (so does a NAtSPolicy with the same W)."""
         plain = scaled_dot_product(self.config)

@@ -15,7 +15,8 @@ o_i = Σ_j M_ij·exp(s_ij)·v_j / Σ_j M_ij·exp(s_ij), which for a 0/1 mask is 
 
 Roles come from a bias-free linear `RoleScorer` on the detached hidden state (3 logits per head), sampled
 with hard straight-through Gumbel-softmax in training and taken by arg-max at inference; the first token is
-always GLOBAL. `soft_mask` is the mask as a differentiable function of the one-hot roles (product form):
+always GLOBAL. `soft_mask` is the mask as a differentiable function of the one-hot roles, in a product form
+that is our reconstruction (the official code computes the mask's gradient by hand inside its kernel):
 
     M_ij = g_j + l_j·∏_{t=j+1}^{i−1}(1 − g_t) + s_j·[i − j ≤ W]      (j ≤ i; 0 above the diagonal)
 
@@ -163,7 +164,7 @@ def role_mask(one_hot: torch.Tensor, window: int, chunk: int) -> torch.Tensor:
 
 def masked_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The attention matrix [..., N, M] under a 0/1 or soft mask: w_ij = M_ij·e^{s_ij} / Σ_j' M_ij'·e^{s_ij'}
-    with s = q·kᵀ/√d, the scores of scaled dot product attention."""
+    with s = q·kᵀ/√m (m the head width), the scores of scaled dot product attention."""
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q, k: widths differ ({q.shape[-1]} vs {k.shape[-1]}); both must be d")
     if mask.shape[-2:] != (q.shape[-2], k.shape[-2]):
@@ -175,7 +176,7 @@ def masked_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torc
 
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """softmax(q·kᵀ/√d) restricted by a 0/1 or soft mask: o_i = Σ_j M_ij·e^{s_ij}·v_j / Σ_j M_ij·e^{s_ij}."""
+    """softmax(q·kᵀ/√m) restricted by a 0/1 or soft mask: o_i = Σ_j M_ij·e^{s_ij}·v_j / Σ_j M_ij·e^{s_ij}."""
     if k.shape[:-1] != v.shape[:-1]:
         raise ValueError(f"k, v: expected matching [..., M], got {tuple(k.shape)} and {tuple(v.shape)}")
     return masked_weights(q, k, mask) @ v

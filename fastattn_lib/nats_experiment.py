@@ -4,7 +4,7 @@
 out of 8, values out of 8) sit in the first half, among filler: a noisy counter over 16 symbols (the next
 filler symbol is the previous + 1 mod 16 with probability 0.85, else uniform), which needs only local
 context. The last 12 tokens are four queries `QRY key value` in random order: after each queried key the
-model must produce the value its record gave, 52 or more tokens back. Chance is 1/8.
+model must produce the value its record gave in the first half, at least 22 tokens back. Chance is 1/8.
 
 **Model.** The library's `TinyTransformer` as a small causal language model (2 layers, width 64, 4 heads,
 MLP 4×, learned positions, pre-LayerNorm, a `nats.RoleScorer` per layer). Its attention is a value: scaled

@@ -7,6 +7,8 @@ models: only the scorers train and the loss is distillation:
 
     loss = ‖h_NAtS − h_dense‖² (mean over tokens and features) + λ·sparsity
 
+(the official code averages over the label tokens only; ours, over every token)
+
 with h the final hidden states (the output layer's input) of the NAtS-masked model and of the same weights
 with full attention (the teacher, run without gradient), and the package's normalised sparsity term
 (`nats.sparsity_loss`). NAtS, StreamingLLM and H2O are then decoded with eviction on the *same* weights.

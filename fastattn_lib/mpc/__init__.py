@@ -1,11 +1,12 @@
 """Massively parallel computation (MPC), and why ANNA and MPC can simulate each other.
 
-The model (Karloff et al. 2010; the "(γ, δ)-MPC" of Sanford, Hsu and Telgarsky 2024): q machines, each
+The model (Karloff et al. 2010; the "(γ, δ)-MPC" of Sanford, Hsu and Telgarsky 2024): M machines, each
 with a local memory of s words. Computation runs in synchronous rounds. In a round every machine applies a
 local function to its memory, keeps some words and sends the others as messages, each addressed to a
 machine; what arrives is in memory at the start of the next round. No machine may hold, send or receive
-more than s words in a round. The cost of a protocol is its number of rounds. The ANNA paper proves that
-ANNA-transformers and MPC simulate each other, depth for rounds up to constant factors: ANNA simulates MPC
+more than s words in a round. The cost of a protocol is its number of rounds. The ANNA paper reports that
+ANNA-transformers and MPC simulate each other, depth for rounds up to constant factors (with polynomial
+slack in width, heads and machines); we know its proofs only from summaries. ANNA simulates MPC
 (here one ANNA layer per round) and MPC simulates ANNA (here O(1/δ) rounds per ANNA layer). The
 constructions in this package are ours, written to show those results at work. So is one simplification:
 a message is addressed to a (machine, slot) pair, where the model names only the machine; a receiver could

@@ -14,7 +14,8 @@ so every output needs only two global sums. An MPC cluster gets them with one ag
 
 With machines of s = w·(f + 1) words the fan-in is f, and 2·⌈log_f N⌉ rounds is a constant 2·⌈1/δ⌉ when
 f grows like N^δ. The ANNA paper's result that constant-depth ANNA-transformers simulate constant-depth
-low-rank transformers goes through MPC in this way; `transformers.MPCTransformer` then runs the protocol
+low-rank transformers goes through MPC; this aggregation tree is our construction of that step, and
+`transformers.MPCTransformer` then runs the protocol
 with one ANNA layer per round.
 """
 

@@ -6,7 +6,7 @@
 * `StarSum`: the one-round sum that does not scale, for contrast: it breaks the receive limit once N > s²;
 * `KHopProtocol`: k-hop induction heads, find by a prefix-max scan and then pointer doubling, O(log k)
   rounds once find is known;
-* `Match2Protocol`: does any x_j complete x_i to 0 mod M? Two rounds through value directories.
+* `Match2Protocol`: does any x_j complete x_i to 0 mod |Σ|? Two rounds through value directories.
 
 Run any of them with `model.simulate`, `dask_backend.DaskBackend` or `transformers.MPCTransformer`.
 """
@@ -293,10 +293,10 @@ class KHopProtocol(Protocol):
 
 
 class Match2Protocol(Protocol):
-    """Match2 in two rounds: y_i = 1 iff some x_j (j = i allowed) has x_i + x_j ≡ 0 (mod M).
+    """Match2 in two rounds: y_i = 1 iff some x_j (j = i allowed) has x_i + x_j ≡ 0 (mod |Σ|).
 
     Leaves hold b = s/2 elements. Directory machine D_v (one per value v) learns in round 0 whether v occurs
-    (a word from each leaf holding it) and who needs to know (a question from each leaf holding −v mod M,
+    (a word from each leaf holding it) and who needs to know (a question from each leaf holding −v mod |Σ|,
     carrying the slot it wants the answer in); in round 1 it answers. Each directory hears from at most
     every leaf twice, so this needs 2·⌈N/b⌉ ≤ s; a larger N would put a tree under each directory.
     """

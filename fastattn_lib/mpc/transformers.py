@@ -1,6 +1,6 @@
 """ANNA-transformers that compute exactly, built by hand from exact-match attention (`exact_match`).
 
-The ANNA paper proves that ANNA-transformers simulate MPC; `MPCTransformer` is our construction of that
+The ANNA paper reports that ANNA-transformers simulate MPC; `MPCTransformer` is our construction of that
 result: it runs any protocol as an ANNA-transformer, one layer per round. Tokens are machines and a token's
 residual stream is its memory; the MLP is the local function and the attention delivers the messages. It
 plays the rounds of the same loop as the simulator (`model.run_rounds`), with the same limit checks, so
@@ -215,7 +215,7 @@ def build_khop_transformer(hops: int, seq_len: int, alphabet: int, n_tables=1, n
 
 
 class Match2Transformer(nn.Module):
-    """Match2 in one exact-match ANNA layer (constant depth suffices): query code((−x_i) mod M), key
+    """Match2 in one exact-match ANNA layer (constant depth suffices): query code((−x_i) mod |Σ|), key
     code(x_j), value 1. The mean is 1 when a partner exists and 0 when none collides, so the threshold at ½
     is the label. A false collision can only add a 1: errors are false positives."""
 

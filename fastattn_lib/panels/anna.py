@@ -119,7 +119,7 @@ class AnnaPanelData:
     error: float  # relative error of ANNA's output against softmax's
     lonely_queries: np.ndarray  # (N,) bool: the queries that met no key (ANNA outputs 0 there)
     lonely: float  # fraction of all N queries that met no key
-    guarantee_ok: float  # fraction of the shown queries meeting the (c, r, ℓ)-ANNA conditions
+    guarantee_ok: float  # fraction of the shown queries meeting the (c, r, ℓ, η)-ANNA conditions
 
 
 def anna_update(
@@ -302,7 +302,7 @@ def error_grid(
     """ANNA against softmax over ℓ = 1..max_tables and z = 1..max_hashes, averaged over `n_draws` hash draws.
 
     Returns (error, guarantee): error[b, z−1, ℓ−1] is the relative error against softmax at betas[b];
-    guarantee[z−1, ℓ−1] the fraction of queries meeting the (c, r, ℓ)-ANNA conditions (β plays no part)."""
+    guarantee[z−1, ℓ−1] the fraction of queries meeting the (c, r, ℓ, η)-ANNA conditions (β plays no part)."""
     data = clustered_input(n, seed=seed, device=device)
     softmax_outputs = [attention.softmax_attention(data.q, data.k, data.v, beta=beta) for beta in betas]
     error = np.zeros((len(betas), max_hashes, max_tables))

@@ -53,7 +53,7 @@ class DistilledPanelData:
     predictions: np.ndarray  # (N,) ANNA's predictions (first draw)
     anna_weights: np.ndarray  # (N, N) first draw
     softmax_weights: np.ndarray  # (N, N)
-    partners: np.ndarray  # (N, N) True where x_i + x_j ≡ 0 (mod M)
+    partners: np.ndarray  # (N, N) True where x_i + x_j ≡ 0 (mod |Σ|)
 
     @property
     def unmet_queries(self) -> int:
@@ -518,7 +518,7 @@ SMOKE_STEPS = {"steps": 200, "kernel_steps": 50, "finetune_steps": 100, "eval_ev
 
 
 def partner_table(tokens: torch.Tensor, rows: int = 6, modulus: int = 37) -> str:
-    """For the first `rows` positions i of one Match2 sequence [N]: x_i, the partner value (−x_i mod M)
+    """For the first `rows` positions i of one Match2 sequence [N]: x_i, the partner value (−x_i mod |Σ|)
     and the positions j that hold it (i itself included), one line each."""
     lines = []
     for i in range(rows):

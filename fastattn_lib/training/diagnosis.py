@@ -3,7 +3,7 @@
 Weight copying keeps q and k, so whether LSH *finds* the partner key is one question; what the layer after
 attention *receives* is another. These functions measure both on a one-layer Match2 model:
 
-- `partner_mask`       which keys hold the partner of each query's token (x_i + x_j ≡ 0 mod M, j ≠ i);
+- `partner_mask`       which keys hold the partner of each query's token (x_i + x_j ≡ 0 mod |Σ|, j ≠ i);
 - `mixture`            under one attention: test error, the partner's share of each row's weight, how often
                        a partner collides at all, how many other keys share the row, empty rows;
 - `PartnersOnly`       ANNA with every collision of a non-partner key removed: the error without dilution;

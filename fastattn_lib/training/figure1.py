@@ -1,5 +1,8 @@
-"""The ANNA paper's Figure 1 experiment: test error of ANNA over a grid of ℓ and z, after weight copying
-(zero-shot) and after fine-tuning, for each β; `reproduce` trains, evaluates and ships the results."""
+"""Our version of the experiment behind the ANNA paper's Figure 1 (test error of ANNA over a grid of ℓ and
+z): with our recipe, for each β, after weight copying (zero-shot) and after our fine-tuning into ANNA, both
+ours; `reproduce` trains, evaluates and ships the results. A summary of the paper says it averages 10
+runs per setting; our induction-heads grid uses one hash draw on 64 test sequences (`GRID_DRAWS`,
+`GRID_TEST_SAMPLES`)."""
 
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ from .recipe import (
     train,
 )
 
-# The evaluation grids of the ANNA paper's Figure 1; for induction heads the corners and centre of
-# the paper's ℓ₁ × ℓ₂ range.
+# The ℓ and z ranges the ANNA paper reports for its Figure 1; for induction heads the corners and centre
+# of its ℓ₁ × ℓ₂ range.
 GRIDS = {
     "match2": {"n_tables": [[ell] for ell in range(1, 17)], "n_hashes": list(range(1, 7))},
     "induction": {
@@ -60,8 +63,8 @@ def error_grid(
 
 
 def experiment_result(result: TrainResult, n_draws: int = 10, progress: bool = True) -> dict:
-    """Everything the paper's figure needs for one β: surrogate error, and the ANNA error grid both for
-    weight copying (zero-shot: the surrogate's weights) and after fine-tuning into ANNA ("distilled")."""
+    """Everything our version of the paper's figure needs for one β: the surrogate's error, and the ANNA
+    error grid with the surrogate's weights copied (zero-shot) and after fine-tuning ("distilled")."""
     task = result.config.task
     x, y = data.load_test_set(TASKS[task]["test_set"])
     distilled, surrogate = result.model, result.surrogate()

@@ -124,7 +124,9 @@ class TrainConfig:
     # (a row where nothing collides gives 0) rather than ℓ → ∞.
     kernel_tables: bool = False
     lr: float = 0.01
-    clip_norm: float = 0.0  # gradient-norm clipping in every phase; 0 = off (the paper's setting)
+    clip_norm: float = (
+        0.0  # gradient-norm clipping in every phase; 0 = off (the paper does not mention clipping)
+    )
     kernel_lr: float = 0.003
     finetune_lr: float = 0.001
     batch_size: int = 32
