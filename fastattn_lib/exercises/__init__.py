@@ -3,8 +3,10 @@
 Each notebook poses a few exercises: a cell tagged `exercise` where the reader writes an answer (a number to
 predict, a function to write, a setting to find), a cell tagged `solution` (collapsed in the rendered book;
 the committed notebook runs it, so the tests execute every check), and `check(name, answer)`, which prints a
-confirmation or raises AssertionError with a hint. A missing or ill-typed answer gets the hint too, never a
-traceback from deep inside the library.
+confirmation or raises AssertionError with a hint, and with what is wrong where the check can tell (a string
+where a number belongs, a function that returns None, the first output entry that differs). A number counts
+in any numeric type; a missing answer gets the question again, without the hint; an answer that crashes gets
+the hint, never a traceback from deep inside the library.
 
 `EXERCISES` maps a name to an `Exercise` (see `core`); each notebook's exercises live in the module of its
 topic: `lsh` (01), `anna` (02), `mpc` (03), `training` (04), `nats` (05).
@@ -15,7 +17,7 @@ topic: `lsh` (01), `anna` (02), `mpc` (03), `training` (04), `nats` (05).
 from __future__ import annotations
 
 from . import anna, lsh, mpc, nats, training
-from .core import Exercise
+from .core import Exercise, WrongAnswer
 
 EXERCISES: dict[str, Exercise] = {
     **lsh.EXERCISES,
@@ -38,14 +40,18 @@ def check(name: str, answer) -> None:
     if name not in EXERCISES:
         raise ValueError(f"name: expected one of {sorted(EXERCISES)}, got {name!r}")
     exercise = EXERCISES[name]
-    if answer is None:
-        raise AssertionError(f"No answer yet. {exercise.prompt}\nHint: {exercise.hint}")
+    if answer is None:  # no hint yet: it would give the exercise away before the reader tries
+        raise AssertionError(
+            f"No answer yet: {exercise.prompt} Write it in the cell above and run this cell again."
+        )
     try:
         right = exercise.judge(answer)
+    except WrongAnswer as reason:
+        raise AssertionError(f"Not quite: {reason}.\nHint: {exercise.hint}") from None
     except Exception as error:  # a reader's function that crashes gets the hint, not a deep traceback
         raise AssertionError(
             f"Your answer raised {type(error).__name__}: {error}\nHint: {exercise.hint}"
         ) from None
     if not right:
-        raise AssertionError(f"Not quite: {answer!r} is not right. Hint: {exercise.hint}")
+        raise AssertionError(f"Not quite: {answer!r} is not right.\nHint: {exercise.hint}")
     print(f"✓ {name}: right.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .. import nats
-from .core import Exercise, close_to, equals
+from .core import Exercise, WrongAnswer, as_number, close_to, equals_computed, require_function, same_output
 
 ROLES_AT_W0 = "GLSLSGLS"  # the roles of exercise nats_visible_at_window_0
 ROLES_FOR_SPARSITY = "GLSLGS"  # the roles of exercise nats_sparsity_by_hand
@@ -22,14 +22,15 @@ def _visible_to_last_query(pattern: str, window: int) -> tuple[int, ...]:
 
 
 def _judge_key_set(expected: tuple[int, ...]):
-    """A set of key positions, given as a tuple, list or set of integers in any order."""
+    """A set of key positions, given as a tuple, list or set of numbers in any order."""
 
     def judge(answer) -> bool:
         if not isinstance(answer, (tuple, list, set)):
-            return False
-        if not all(isinstance(j, int) and not isinstance(j, bool) for j in answer):
-            return False
-        return len(set(answer)) == len(answer) and set(answer) == set(expected)
+            raise WrongAnswer(
+                f"expected a tuple of key positions, got the {type(answer).__name__} {answer!r}"
+            )
+        positions = [as_number(j) for j in answer]
+        return len(set(positions)) == len(positions) and set(positions) == set(expected)
 
     return judge
 
@@ -48,19 +49,14 @@ def _lifetimes_reference(roles: str, window: int) -> list[int]:
 
 def _judge_lifetimes(function) -> bool:
     """Against the last query of each column of `nats.nats_mask`, on random role strings and windows."""
-    if not callable(function):
-        return False
+    require_function(function)
     generator = torch.Generator().manual_seed(5)
     for n, window in ((1, 0), (7, 0), (12, 2), (20, 3), (30, 8)):
         roles = torch.randint(0, 3, (n,), generator=generator)
         pattern = "".join("GLS"[r] for r in roles)
         mask = nats.nats_mask(roles, window)
-        expected = (mask * torch.arange(n)[:, None]).amax(dim=0).tolist()
-        got = function(pattern, window)
-        if not isinstance(got, (list, tuple, torch.Tensor)) or len(got) != n:
-            return False
-        if [int(e) for e in got] != expected:
-            return False
+        expected = (mask * torch.arange(n)[:, None]).amax(dim=0)
+        same_output(function(pattern, window), expected, f"roles {pattern!r} and W = {window}")
     return True
 
 
@@ -113,8 +109,8 @@ EXERCISES: dict[str, Exercise] = {
         "every query of the panel's 64 held-out sequences, decoding with eviction.",
         hint="Decode with W = 0, 1, 2, … (panels.nats_accuracy(2.0, W, device) is the policy panel's NAtS "
         "accuracy alone) and keep the first W whose accuracy is 1.",
-        judge=equals(1),
+        judge=equals_computed(_smallest_full_recall_window),
         solution=_smallest_full_recall_window,
-        wrong=(None, 0, 8, 1.0, "1"),
+        wrong=(None, 0, 8, "1"),
     ),
 }

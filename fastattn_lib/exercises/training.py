@@ -8,7 +8,7 @@ import math
 import torch
 
 from .. import collisions, tasks
-from .core import Exercise, close_to, equals_computed
+from .core import Exercise, close_to, equals_computed, require_function, same_output
 
 MODULUS = 37  # Match2 tokens live in {0, …, 36}
 
@@ -19,17 +19,14 @@ def _labels_reference(x: torch.Tensor) -> torch.Tensor:
 
 
 def _judge_labels(function) -> bool:
-    if not callable(function):
-        return False
+    require_function(function)
     x, _ = tasks.match2(20, seed=11)
     lone_zero = torch.tensor([[0] + [1] * 31])  # a 0 is its own partner; a 1 needs a 36, absent here
     x = torch.cat([x, lone_zero])
-    got = function(x)
-    return (
-        isinstance(got, torch.Tensor)
-        and got.shape == x.shape
-        and torch.equal(got.long(), tasks.match2_labels(x, MODULUS))
+    same_output(
+        function(x), tasks.match2_labels(x, MODULUS), "20 random sequences and one of a lone 0 [21, 32]"
     )
+    return True
 
 
 def _found_at_cosine(cosine: float, n_tables: int, dim: int = 64) -> float:
@@ -98,9 +95,9 @@ EXERCISES: dict[str, Exercise] = {
         notebook="04",
         prompt="In the shipped results for the distilled β = 10 model, find the smallest ℓ at which z = 2 "
         "hashes per table give a lower mean test error than z = 1.",
-        hint="Read Figure 5 (or results['runs'] for β = 10, 'distilled_grid', rows ℓ = 1…16, columns "
-        "z = 1…6): go down ℓ and compare the z = 2 column with the z = 1 column; below that ℓ a finer "
-        "bucket splits the partner off too often, above it it mostly drops other keys.",
+        hint="Read the numbers (the table, or Figure 5's hover values), not the picture: near the crossing "
+        "the two columns differ by a few hundredths of a percent, which a log axis hides. Go down "
+        "ℓ = 1, 2, … and compare the z = 2 column with the z = 1 column.",
         judge=equals_computed(_first_table_count_where_two_hashes_win),
         solution=_first_table_count_where_two_hashes_win,
         wrong=(None, 1, 8, 5.0, 16),
