@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from .core import Exercise, close_to, equals, equals_computed, require_function, same_output
-
-# The tiny example of notebook 02's Figure 1 (the same as `panels.anna.TINY`): scalar values of six keys, the
-# bucket of each key in tables 1 and 2. Query 2 reads bucket 1 of table 1 and bucket 0 of table 2.
-_VALUES = (4.0, 2.0, 1.0, 5.0, 6.0, 0.0)
-_KEY_BUCKETS = ((0, 0, 1, 1, 2, 2), (1, 0, 0, 0, 2, 2))
-_QUERY_2 = (1, 0)
+from .core import Exercise, close_to, computed, equals, require_function, same_output
 
 
 def _tiny_query_2() -> float:
-    members = [[j for j, b in enumerate(table) if b == _QUERY_2[u]] for u, table in enumerate(_KEY_BUCKETS)]
-    return sum(_VALUES[j] for keys in members for j in keys) / sum(len(keys) for keys in members)
+    from ..panels import anna as panels  # the panels import plotly: only when the judge runs
+
+    return panels.tiny_output(panels.TINY, 1)
 
 
 def _collision_counts_reference(query_buckets: torch.Tensor, key_buckets: torch.Tensor) -> torch.Tensor:
@@ -54,7 +49,7 @@ EXERCISES: dict[str, Exercise] = {
         hint="Add the two buckets' sums and, separately, their counts, then divide: keys met in both "
         "tables count twice. Neither the mean of the distinct keys met nor the mean of the two bucket "
         "averages is ANNA.",
-        judge=close_to(_tiny_query_2(), 0.01),
+        judge=computed(close_to, _tiny_query_2, 0.01),
         solution=_tiny_query_2,
         wrong=(None, "2.8", 8 / 3, (3 + 8 / 3) / 2, 10 / 3),
     ),
@@ -83,7 +78,7 @@ EXERCISES: dict[str, Exercise] = {
         hint="Loop ℓ = 1, 2, … and stop at the first ℓ where "
         "panels.lonely_queries(data.q, data.k, ℓ, 4) has no True entry; the tables of a smaller ℓ are "
         "the first tables of a larger one, so the count of lonely queries only falls.",
-        judge=equals_computed(_tables_until_no_lonely),
+        judge=computed(equals, _tables_until_no_lonely),
         solution=_tables_until_no_lonely,
         wrong=(None, "6", 1, 16),
     ),

@@ -92,12 +92,10 @@ def require_function(answer) -> None:
         raise WrongAnswer(f"expected a function, got the {type(answer).__name__} {answer!r}")
 
 
-def equals_computed(compute: Callable[[], object]) -> Callable[[object], bool]:
-    """`equals` for an expected answer the library has to search for: `compute()` runs when an answer is
-    first judged (not when the notebook imports the exercises), and once."""
-    expected = cache(compute)
-
-    def judge(answer) -> bool:
-        return equals(expected())(answer)
-
-    return judge
+def computed(
+    make_judge: Callable[..., Callable], compute: Callable[[], object], *args
+) -> Callable[[object], bool]:
+    """A judge whose expected value the library has to compute: `make_judge(compute(), *args)`, built when an
+    answer is first judged (not when the notebook imports the exercises), and once."""
+    judge = cache(lambda: make_judge(compute(), *args))
+    return lambda answer: judge()(answer)

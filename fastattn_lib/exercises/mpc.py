@@ -9,7 +9,7 @@ import torch
 
 from .. import tasks
 from ..mpc import KHopTransformer, build_khop_transformer
-from .core import Exercise, equals, equals_computed, require_function, same_output
+from .core import Exercise, computed, equals, require_function, same_output
 
 TREE_N, TREE_MEMORY = 50_000, 12
 DEPTH_HOPS = 100
@@ -102,7 +102,7 @@ EXERCISES: dict[str, Exercise] = {
         "happen to spare your test sequences is not enough. The estimate (about 87,000 code pairs times "
         "64^(−z) below 1) says z = 3, but the chance varies from pair to pair: random codes that happen to "
         "lie closer together collide far more often, so count the pairs, don't estimate them.",
-        judge=equals_computed(_smallest_exact_z),
+        judge=computed(equals, _smallest_exact_z),
         solution=_smallest_exact_z,
         wrong=(None, 1, 3, 4, 6, "5", "auto"),
     ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .. import nats
-from .core import Exercise, WrongAnswer, as_number, close_to, equals_computed, require_function, same_output
+from .core import Exercise, WrongAnswer, as_number, close_to, computed, equals, require_function, same_output
 
 ROLES_AT_W0 = "GLSLSGLS"  # the roles of exercise nats_visible_at_window_0
 ROLES_FOR_SPARSITY = "GLSLGS"  # the roles of exercise nats_sparsity_by_hand
@@ -109,7 +109,7 @@ EXERCISES: dict[str, Exercise] = {
         "every query of the panel's 64 held-out sequences, decoding with eviction.",
         hint="Decode with W = 0, 1, 2, … (panels.nats_accuracy(2.0, W, device) is the policy panel's NAtS "
         "accuracy alone) and keep the first W whose accuracy is 1.",
-        judge=equals_computed(_smallest_full_recall_window),
+        judge=computed(equals, _smallest_full_recall_window),
         solution=_smallest_full_recall_window,
         wrong=(None, 0, 8, "1"),
     ),

@@ -8,7 +8,7 @@ import math
 import torch
 
 from .. import collisions, tasks
-from .core import Exercise, close_to, equals_computed, require_function, same_output
+from .core import Exercise, close_to, computed, equals, require_function, same_output
 
 MODULUS = 37  # Match2 tokens live in {0, …, 36}
 
@@ -98,7 +98,7 @@ EXERCISES: dict[str, Exercise] = {
         hint="Read the numbers (the table, or Figure 5's hover values), not the picture: near the crossing "
         "the two columns differ by a few hundredths of a percent, which a log axis hides. Go down "
         "ℓ = 1, 2, … and compare the z = 2 column with the z = 1 column.",
-        judge=equals_computed(_first_table_count_where_two_hashes_win),
+        judge=computed(equals, _first_table_count_where_two_hashes_win),
         solution=_first_table_count_where_two_hashes_win,
         wrong=(None, 1, 8, 5.0, 16),
     ),
