@@ -35,6 +35,8 @@ from .static import precomputed_figure
 
 LETTERS = {"G": nats.GLOBAL, "L": nats.LOCAL, "S": nats.SLIDING}
 ROLE_COLOURS = ("#d62728", "#1f77b4", "#7f7f7f")  # global, local, sliding
+# A heatmap scale over roles 0, 1, 2 in three flat bands: its colour bar shows three colours, not a blend
+ROLE_SCALE = [[band / 3 + edge / 3, colour] for band, colour in enumerate(ROLE_COLOURS) for edge in (0, 1)]
 DEFAULT_PATTERN = "GSSLLSGSLLLSSSGSSSLSSSSS"
 
 
@@ -442,17 +444,22 @@ def role_strip_figure(model, tokens: torch.Tensor) -> go.Figure:
             z=grid,
             x=[f"{j}:{s}" for j, s in enumerate(symbols)],
             y=names,
-            colorscale=[[0, ROLE_COLOURS[0]], [0.5, ROLE_COLOURS[1]], [1, ROLE_COLOURS[2]]],
+            colorscale=ROLE_SCALE,
             zmin=0,
             zmax=2,
-            colorbar={"tickvals": [0, 1, 2], "ticktext": ["global", "local", "sliding"]},
+            colorbar={
+                "tickvals": [1 / 3, 1, 5 / 3],
+                "ticktext": ["global", "local", "sliding"],
+            },  # band centres,
         )
     )
     figure.update_layout(
         title="learned roles on one held-out sequence",
         yaxis={"autorange": "reversed"},  # layer 1 head 1 on top, in reading order
+        # every column labelled (plotly would skip every other one), so the text's positions can be found
+        xaxis={"tickmode": "linear", "dtick": 1, "tickangle": -90, "tickfont": {"size": 9}},
         width=1100,
-        height=320,
+        height=340,
     )
     return figure
 
