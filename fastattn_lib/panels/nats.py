@@ -234,11 +234,18 @@ def policy_update(sparsity_weight: float, window: int, budget: int, device="auto
 
 
 POLICY_LABELS = {"nats": "NAtS", "sliding": "sliding window + sink", "h2o": "H2O", "full": "full cache"}
+# A colour per policy, shared by its line and its bar, and line styles that keep both baselines visible where
+# they hold the same number of entries (their lines coincide at every budget): a wide dash under dots.
+POLICY_STYLES = {
+    "nats": {"color": "#636efa", "width": 2},
+    "sliding": {"color": "#ef553b", "dash": "dash", "width": 4},
+    "h2o": {"color": "#00cc96", "dash": "dot", "width": 2},
+}
 
 
 def policy_figures() -> list[go.Figure]:
     sizes = go.Figure(
-        [go.Scatter(mode="lines", name=POLICY_LABELS[p]) for p in ("nats", "sliding", "h2o")],
+        [go.Scatter(mode="lines", name=POLICY_LABELS[p], line=POLICY_STYLES[p]) for p in POLICY_STYLES],
         layout={
             "title": "cache size while decoding",
             "width": 480,
@@ -248,7 +255,12 @@ def policy_figures() -> list[go.Figure]:
         },
     )
     accuracy = go.Figure(
-        [go.Bar(x=[POLICY_LABELS[p] for p in ("nats", "sliding", "h2o")])],
+        [
+            go.Bar(
+                x=[POLICY_LABELS[p] for p in POLICY_STYLES],
+                marker_color=[style["color"] for style in POLICY_STYLES.values()],
+            )
+        ],
         layout={"title": "answer accuracy", "width": 420, "height": 400, "yaxis": {"range": [0, 1.05]}},
     )
     return [sizes, accuracy]

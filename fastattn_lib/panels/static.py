@@ -72,8 +72,8 @@ def precomputed_figure(
             "active": 0,
             "currentvalue": {"prefix": f"{SYMBOLS.get(name, name)} = "},
             "steps": steps,
-            "x": 0.36 if choices else 0.0,  # beside the menu, under the plot
-            "len": 0.64 if choices else 1.0,
+            "x": 0.0,  # the whole width under the plot; the menu, if any, sits under the slider
+            "len": 1.0,
             "pad": {"t": 50},
         }
 
@@ -100,6 +100,6 @@ def precomputed_figure(
             "y": 0.0,
             "yanchor": "top",
         }
-        figure.update_layout(updatemenus=[{**menu, "pad": {"t": 90}}])
-    figure.update_layout(margin={"t": 110, "b": 150})
+        figure.update_layout(updatemenus=[{**menu, "pad": {"t": 150}}])
+    figure.update_layout(margin={"t": 110, "b": 200 if choices else 150})
     return figure
