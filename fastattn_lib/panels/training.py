@@ -373,8 +373,9 @@ def cosine_figure(cosines: dict, dim: int, n_tables: int = 8, n_hashes: int = 1)
 
 
 def figure1_match2(record: dict, which: str = "distilled_grid") -> go.Figure:
-    """The paper's Figure 1 (left): Match2 test error against ℓ, one curve per z, on a log axis (errors span
-    four orders of magnitude; an error of 0 is drawn at `ERROR_FLOOR`, and the hover text gives the value)."""
+    """Our version of the paper's Figure 1 (left, as a summary describes it): Match2 test error against ℓ,
+    one curve per z, on a log axis (errors span four orders of magnitude; an error of 0 is drawn at
+    `ERROR_FLOOR`, and the hover text gives the value)."""
     errors = np.asarray(record[which])  # (ℓ, z)
     tables = [ells[0] for ells in training.GRIDS["match2"]["n_tables"]]
     figure = go.Figure()
@@ -404,7 +405,8 @@ def figure1_match2(record: dict, which: str = "distilled_grid") -> go.Figure:
 
 
 def figure1_induction(record: dict, which: str = "distilled_grid") -> go.Figure:
-    """The paper's Figure 1 (right): induction-heads error over (ℓ₁, ℓ₂) at the best z."""
+    """Our version of the paper's Figure 1 (right, as a summary describes it): induction-heads error over
+    (ℓ₁, ℓ₂) at the best z."""
     grid = training.GRIDS["induction"]
     errors = np.asarray(record[which])  # (ℓ₁·ℓ₂ pairs, z)
     firsts = sorted({pair[0] for pair in grid["n_tables"]})
