@@ -114,3 +114,31 @@ class TestLesson:
         long = {i: len(code_lines(c)) for i, c in enumerate(cells(path)) if c.cell_type == "code"}
         long = {i: n for i, n in long.items() if n > MAX_CODE_LINES}
         assert not long, f"code cells over {MAX_CODE_LINES} lines (cell: lines): {long}"
+
+
+README_ROW = re.compile(
+    r"^\| \[(\w+)\]\(notebooks/\w+\.ipynb\) \|.*\| about (\d+) min \(([\d,]+) words, (\d+) exercises\) \|"
+)
+
+
+def test_the_readme_states_each_notebooks_words_exercises_and_reading_time():
+    """The README's table: the words of the markdown cells within 5 %, the exercises exactly, and the reading
+    time by its own rule (150 words a minute plus five minutes an exercise), to the nearest 5 minutes."""
+    rows = {
+        m[1]: m
+        for line in (NOTEBOOK_DIR.parent / "README.md").read_text().splitlines()
+        if (m := README_ROW.match(line))
+    }
+    assert sorted(rows) == [path.stem for path in NOTEBOOKS]
+    for path in NOTEBOOKS:
+        minutes, words, n_exercises = (
+            int(rows[path.stem][2]),
+            int(rows[path.stem][3].replace(",", "")),
+            int(rows[path.stem][4]),
+        )
+        counted = sum(len(cell.source.split()) for cell in cells(path) if cell.cell_type == "markdown")
+        assert abs(words - counted) <= 0.05 * counted, (path.stem, words, counted)
+        assert n_exercises == sum(e.notebook == path.stem[:2] for e in exercises.EXERCISES.values()), (
+            path.stem
+        )
+        assert minutes == 5 * round((counted / 150 + 5 * n_exercises) / 5), (path.stem, minutes)
