@@ -320,7 +320,7 @@ def check_anna_guarantee(
 
     1. no far keys: w_ij > 0 only if ‖q̂_i − k̂_j‖ ≤ c·r;
     2. near keys get a share: ‖q̂_i − k̂_j‖ ≤ r ⇒ w_ij ≥ 1 / ((|𝒩(q_i, cr)| − 1)·ℓ + 1),
-       N(q, t) = {j : ‖q̂ − k̂_j‖ ≤ t} (keys j ≤ i only when causal).
+       𝒩(q, t) = {j : ‖q̂ − k̂_j‖ ≤ t} (keys j ≤ i only when causal).
     """
     check_qkv(q, k, k, causal, query_positions)
     if not (isinstance(r, (int, float)) and isinstance(c, (int, float)) and r > 0 and c > 1):

@@ -5,7 +5,7 @@ Every token j gets one role per layer and head:
 
 * GLOBAL (0): visible to every later query; never evicted.
 * LOCAL (1): visible until the next GLOBAL token of the same head arrives, that token included. With
-  e_j = min{k ≥ j : role_k = GLOBAL}, query i sees j iff i ≤ e_j.
+  e_j = min{t ≥ j : role_t = GLOBAL}, query i sees j iff i ≤ e_j.
 * SLIDING (2): visible to the queries i with i − j ≤ W, then evicted.
 
 Together with causality this gives the mask M_ij (`nats_mask`). Each column is one contiguous run of

@@ -1,10 +1,10 @@
 """Reformer-style attention with constant-size buckets, and why it needs depth where ANNA does not.
 
 Reformer (Kitaev, Kaiser, Levskaya 2020) hashes shared query-keys x̂ with one LSH table, sorts the tokens by
-(bucket, position) and cuts the sorted sequence into chunks of a fixed size b; each token attends only to
-same-bucket tokens in its own chunk and the one before. That bounds the work per token by 2·b, and it also
-bounds what one output can depend on: at most 2·b inputs per layer, so at most (2·b)^L after L layers, and a
-global average over N tokens needs ⌈log_{2b} N⌉ layers. ANNA's buckets have no size limit: one layer whose
+(bucket, position) and cuts the sorted sequence into chunks of a fixed size B; each token attends only to
+same-bucket tokens in its own chunk and the one before. That bounds the work per token by 2·B, and it also
+bounds what one output can depend on: at most 2·B inputs per layer, so at most (2·B)^L after L layers, and a
+global average over N tokens needs ⌈log_{2B} N⌉ layers. ANNA's buckets have no size limit: one layer whose
 queries and keys all coincide already averages every token.
 
 * `chunked_bucket_attention`: the layer itself;
@@ -80,10 +80,10 @@ def layers_for_global_average(n: int, span: int) -> int:
 def receptive_fields(n: int, bucket_size: int, n_layers: int, dim: int = 16, seed: int = 0) -> dict:
     """How many inputs the best-connected output depends on after 1..n_layers layers.
 
-    Reformer: `chunked_bucket_attention` on random shared query-keys (fresh ones per layer); its weight
-    matrix is read off by attending over the identity (out = W·I), and dependence composes as the boolean
-    product of the layers' patterns. ANNA: one layer whose queries and keys are all equal already depends on
-    all N (the global average). Returns {"reformer", "reformer_bound", "anna"}, lists over layers.
+    Reformer: `chunked_bucket_attention` on random shared query-keys (fresh ones per layer); its weight matrix
+    A is read off by attending over the identity (out = A·I), and dependence composes as the boolean product
+    of the layers' patterns. ANNA: one layer whose queries and keys are all equal already depends on all N
+    (the global average). Returns {"reformer", "reformer_bound", "anna"}, lists over layers.
     """
     check_count("n", n, minimum=2)
     check_count("n_layers", n_layers)

@@ -295,9 +295,9 @@ class KHopProtocol(Protocol):
 class Match2Protocol(Protocol):
     """Match2 in two rounds: y_i = 1 iff some x_j (j = i allowed) has x_i + x_j ≡ 0 (mod |Σ|).
 
-    Leaves hold b = s/2 elements. Directory machine D_v (one per value v) learns in round 0 whether v occurs
-    (a word from each leaf holding it) and who needs to know (a question from each leaf holding −v mod |Σ|,
-    carrying the slot it wants the answer in); in round 1 it answers. Each directory hears from at most
+    Leaves hold b = s/2 elements. Directory machine dir(v) (one per value v) learns in round 0 whether v
+    occurs (a word from each leaf holding it) and who needs to know (a question from each leaf holding −v mod
+    |Σ|, carrying the slot it wants the answer in); in round 1 it answers. Each directory hears from at most
     every leaf twice, so this needs 2·⌈N/b⌉ ≤ s; a larger N would put a tree under each directory.
     """
 

@@ -8,8 +8,8 @@ memories and traffic can be compared round by round.
 
 The paper also reports that ANNA-transformers solve k-hop induction heads in depth O(log k) and Match2 in
 constant depth. Our constructions for those need no protocol in between: `KHopTransformer`
-(`build_khop_transformer`) follows k hops of induction heads in ⌊log₂ k⌋ + 3 layers or fewer by pointer
-doubling, and
+(`build_khop_transformer`) follows k hops of induction heads in bit_length(k) + 2 ≤ ⌈log₂ k⌉ + 3 layers
+by pointer doubling, and
 `Match2Transformer` decides Match2 in one layer. Both are exact for every input once their code books have
 no false collisions, which the codes check when they are built.
 """
@@ -131,7 +131,8 @@ class KHopTransformer(nn.Module):
        of x_i, so p_0(i) = find(i) and the symbol there.
     3. pointer doubling: p_r = find^(2^r) by query code(p_{r−1}(i)), key code(j), value p_{r−1}(j); in the
        same layer a second head composes a ← p_{r−1}∘a when bit r − 1 of k is set (bit 0 is a copy).
-    4. the top bit: a ← p_{B−1}∘a; the prediction is the symbol at a, or `alphabet` ("none").
+    4. the top bit: a ← p_{n−1}∘a with n = bit_length(k); the prediction is the symbol at a, or
+       `alphabet` ("none").
     Layers: 2 for k = 1, else bit_length(k) + 2 ≤ ⌈log₂ k⌉ + 3.
     """
 
