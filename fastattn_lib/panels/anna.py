@@ -253,10 +253,11 @@ def anna_state_figure(
     figures = anna_figures()
     draw_anna(figures, data)
     figure = make_subplots(
-        1, 2, subplot_titles=("softmax weights", "ANNA's weights"), horizontal_spacing=0.16
-    )
+        1, 2, subplot_titles=("softmax weights", "ANNA's weights"), horizontal_spacing=0.24
+    )  # wide spacing: the first colour bar and its labels stand between the heatmaps
     for col, view in enumerate(figures[:2], start=1):
-        heatmap = go.Heatmap(view.data[0], colorbar={"title": "weight", "x": 0.42 if col == 1 else 1.0})
+        colorbar = {"title": "weight", "x": 0.39 if col == 1 else 1.0, "thickness": 14}
+        heatmap = go.Heatmap(view.data[0], colorbar=colorbar)
         figure.add_trace(heatmap, row=1, col=col)
         figure.update_xaxes(title_text="key (sorted by cluster)", row=1, col=col)
         figure.update_yaxes(autorange="reversed", row=1, col=col)
@@ -527,7 +528,8 @@ def error_grid_figure(error: np.ndarray, betas) -> go.Figure:
         figure.update_xaxes(title_text="ℓ (tables)", row=1, col=b + 1)
     figure.update_yaxes(title_text="z (hashes per table)", row=1, col=1)
     figure.update_layout(
-        title="relative error ‖ANNA − softmax‖ / ‖softmax‖ (log colour scale; 1 = as far as outputting 0)",
+        title="relative error ‖ANNA − softmax‖ / ‖softmax‖<br>(log colour scale; 1 = as far as outputting 0)",
+        margin={"t": 120},  # the two-line title above the panels' own titles
         coloraxis={
             "colorscale": "Viridis",
             "cmin": math.log10(error.min()),
