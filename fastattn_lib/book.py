@@ -11,8 +11,9 @@ navigation and a client-side search, and runs without a network. Three things ma
   the `sphinx-mathjax-offline` package);
 - plotly.js is one file in `_static/`, loaded by every page; each figure is a small div that draws itself
   from its JSON (the executed notebooks' own inlined copies of plotly.js are dropped);
-- a live panel (an ipywidget, which needs a kernel) is replaced by a note; the kernel-free version of each
-  panel, a plotly figure with precomputed states behind its sliders, follows it in the notebook itself.
+- a live panel (an ipywidget, which needs a kernel) is replaced by a note; the kernel-free version of a
+  panel, a plotly figure with precomputed states behind its sliders, follows it in the notebook itself, and
+  the panel's caption names it (or says that none stands in).
 Solutions to the exercises are collapsed (the cell's source behind a toggle).
 """
 
@@ -33,8 +34,8 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 LIVE_PANEL_NOTE = (
     '<p class="live-panel-note"><em>A live panel stands here when the notebook runs in JupyterLab: its '
-    "sliders recompute with the library (on the GPU when there is one). Without a kernel it cannot move; its "
-    "kernel-free version, with precomputed states behind plotly sliders, is the next figure.</em></p>"
+    "sliders recompute with the library (on the GPU when there is one). Without a kernel it cannot move; the "
+    "caption below names the figure that shows its states, precomputed behind plotly sliders.</em></p>"
 )
 
 

@@ -1,5 +1,6 @@
 """The kernel-free figure holds every state drawn by the panel's own function and shows one at a time."""
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -44,3 +45,28 @@ def test_the_dropdown_installs_the_slider_of_its_combination():
 def test_an_empty_slider_is_refused():
     with pytest.raises(ValueError, match="slider: expected"):
         precomputed_figure(draw, ("n_tables", []))
+
+
+def test_the_stepping_and_roles_panels_have_kernel_free_versions_drawn_by_their_update():
+    from fastattn_lib.panels import mpc as mpc_panels
+    from fastattn_lib.panels import nats as nats_panels
+
+    stepping = mpc_panels.static_stepping_panel()
+    rounds = mpc_panels.stepping_runs()[0].n_rounds + 1
+    assert len(stepping.layout.sliders[0].steps) == rounds and len(stepping.data) == 2 * rounds
+    last = mpc_panels.stepping_update(rounds - 1)
+    step = stepping.layout.sliders[0].steps[-1]
+    grids = [t.z for t, on in zip(stepping.data, step.args[0]["visible"], strict=True) if on]
+    for grid, expected in zip(grids, (last.simulated, last.transformer), strict=True):
+        as_array = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
+        np.testing.assert_array_equal(as_array, expected)  # empty slots (None, NaN) in the same places
+    assert "identical" in step.args[1]["title.text"]
+
+    roles = nats_panels.static_roles_panel("GLLSG", windows=(2, 0))
+    assert [b.label for b in roles.layout.updatemenus[0].buttons] == ["W = 2", "W = 0"]
+    assert len(roles.data) == 2 * 5 * 3  # W values × steps × (mask, line, bars)
+    state = nats_panels.roles_update("GLLSG", 0, 3)
+    visible = roles.layout.updatemenus[0].buttons[1].args[1]["sliders"][0]["steps"][3]["args"][0]["visible"]
+    mask, sizes, held = [t for t, on in zip(roles.data, visible, strict=True) if on]
+    assert [list(row) for row in mask.z] == state.mask.astype(float).tolist()
+    assert list(sizes.y) == state.cache_sizes.tolist() and list(held.y) == state.held.astype(float).tolist()

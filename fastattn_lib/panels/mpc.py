@@ -28,6 +28,7 @@ from plotly.subplots import make_subplots
 from .. import mpc, tasks
 from ..device import resolve_device
 from .common import Panel, device_options, dropdown, setup_plotly, slider
+from .static import precomputed_figure
 
 ALPHABET = 4  # the k-hop examples' alphabet
 
@@ -518,6 +519,18 @@ def draw_stepping(figures, data: SteppingData) -> None:
     figure.layout.title = (
         f"start of MPC round {data.round} (left) | after transformer layer {data.round} (right): {verdict}"
     )
+
+
+def stepping_state_figure(round: int) -> go.Figure:
+    """One state of the stepping panel, drawn as the live panel draws it."""
+    figures = stepping_figures()
+    draw_stepping(figures, stepping_update(round))
+    return figures[0]
+
+
+def static_stepping_panel() -> go.Figure:
+    """The stepping panel without a kernel: every round r = 0 … R precomputed behind a plotly slider."""
+    return precomputed_figure(stepping_state_figure, ("round", range(stepping_runs()[0].n_rounds + 1)))
 
 
 def stepping_panel(round: int = 0) -> Panel:

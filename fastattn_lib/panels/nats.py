@@ -160,6 +160,32 @@ def draw_roles(figures, data: RolesPanelData) -> None:
     cache.layout.title = f"after step {data.step}: {held} entries held (bars: which; red G, blue L, grey S)"
 
 
+def roles_state_figure(window: int, step: int, pattern: str = DEFAULT_PATTERN) -> go.Figure:
+    """One state of the roles panel, its two views side by side, drawn as the live panel draws them."""
+    mask, cache = roles_figures()
+    draw_roles((mask, cache), roles_update(pattern, window, step))
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12)
+    figure.add_trace(mask.data[0], row=1, col=1)
+    figure.add_traces(list(cache.data), rows=1, cols=2)
+    figure.update_xaxes(title_text=mask.layout.xaxis.title.text, side="top", row=1, col=1)
+    figure.update_yaxes(title_text=mask.layout.yaxis.title.text, autorange="reversed", row=1, col=1)
+    figure.update_xaxes(title_text=cache.layout.xaxis.title.text, row=1, col=2)
+    figure.update_yaxes(title_text=cache.layout.yaxis.title.text, range=[0, len(pattern) + 1], row=1, col=2)
+    figure.update_layout(
+        title=cache.layout.title.text, showlegend=False, width=920, height=480, margin={"t": 120}
+    )  # room for the mask's key labels, on top as in the live panel
+    return figure
+
+
+def static_roles_panel(pattern: str = DEFAULT_PATTERN, windows=(2, 0)) -> go.Figure:
+    """The roles panel without a kernel, for one role string: every step t behind a plotly slider and each
+    W of `windows` in the menu (typing a new pattern needs the live panel)."""
+    steps = range(len(parse_roles(pattern)))
+    return precomputed_figure(
+        lambda window, step: roles_state_figure(window, step, pattern), ("step", steps), {"window": windows}
+    )
+
+
 def roles_panel(pattern: str = DEFAULT_PATTERN, window: int = 2) -> Panel:
     """Type roles, move W and the step: the mask and the cache follow. A newly typed pattern resets the step
     slider's range to its length (and clamps the step) before the panel redraws."""
