@@ -70,3 +70,17 @@ def test_the_stepping_and_roles_panels_have_kernel_free_versions_drawn_by_their_
     mask, sizes, held = [t for t, on in zip(roles.data, visible, strict=True) if on]
     assert [list(row) for row in mask.z] == state.mask.astype(float).tolist()
     assert list(sizes.y) == state.cache_sizes.tolist() and list(held.y) == state.held.astype(float).tolist()
+
+
+def test_the_khop_panel_has_a_kernel_free_version_drawn_by_its_update():
+    from fastattn_lib.panels import mpc as mpc_panels
+
+    figure = mpc_panels.static_khop_panel(hops=(1, 5), hashes=(0, 1), device="cpu")
+    assert [b.label for b in figure.layout.updatemenus[0].buttons] == ["z = 0", "z = 1"]
+    assert figure.layout.sliders[0].currentvalue.prefix == "k = "
+    step = figure.layout.updatemenus[0].buttons[1].args[1]["sliders"][0]["steps"][1]  # z = 1, k = 5
+    shown = [t for t, on in zip(figure.data, step["args"][0]["visible"], strict=True) if on]
+    state = mpc_panels.khop_update(5, 100, 32, 1, 1, device="cpu")
+    assert [list(row) for row in shown[-1].z] == state.wrong.astype(float).tolist()  # the answers strip
+    assert list(shown[-2].y) == [state.run.n_rounds, state.n_layers, 6]  # rounds, layers, k + 1
+    assert f"{int(state.wrong.sum())} of 3200 wrong" in step["args"][1]["title.text"]

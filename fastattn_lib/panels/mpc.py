@@ -626,6 +626,50 @@ def draw_khop(figures, data: KHopData) -> None:
     )
 
 
+STATIC_HOPS = (1, 2, 3, 5, 8, 13, 20, 32)  # the kernel-free k-hop panel's slider
+STATIC_KHOP_HASHES = (0, 1, 2, 3)  # and its menu: z (0 = the smallest exact z), at N = 100, s = 32, ℓ = 1
+
+
+def khop_state_figure(hops, n_hashes, seq_len=100, memory=32, n_tables=1, device="auto") -> go.Figure:
+    """One state of the k-hop panel: its three views in one figure, drawn by the live panel's functions."""
+    traffic, depth, answers = khop_figures()
+    draw_khop((traffic, depth, answers), khop_update(hops, seq_len, memory, n_tables, n_hashes, device))
+    figure = make_subplots(
+        rows=2,
+        cols=2,
+        specs=[[{}, {}], [{"colspan": 2}, None]],
+        column_widths=[0.6, 0.4],
+        vertical_spacing=0.16,
+    )
+    figure.add_traces(list(traffic.data), rows=1, cols=1)
+    figure.add_trace(depth.data[0].update(showlegend=False), row=1, col=2)
+    figure.add_trace(
+        answers.data[0].update(
+            colorbar={**answers.data[0].colorbar.to_plotly_json(), "y": 0.22, "len": 0.45}
+        ),
+        row=2,
+        col=1,
+    )
+    figure.update_xaxes(title_text="round", dtick=1, row=1, col=1)
+    figure.update_yaxes(title_text="words per machine", row=1, col=1)
+    figure.update_yaxes(title_text="rounds / layers", row=1, col=2)
+    figure.update_xaxes(title_text="position i", row=2, col=1)
+    figure.update_yaxes(title_text="random sequence", autorange="reversed", row=2, col=1)
+    title = f"{depth.layout.title.text}<br>{answers.layout.title.text}"
+    figure.update_layout(title=title, barmode="group", width=1000, height=760, margin={"t": 110})
+    return figure
+
+
+def static_khop_panel(hops=STATIC_HOPS, hashes=STATIC_KHOP_HASHES, device="auto") -> go.Figure:
+    """The k-hop panel without a kernel, at N = 100, s = 32, ℓ = 1: every k of `hops` behind a plotly slider
+    and every z of `hashes` (0 = the smallest exact z) in the menu."""
+    return precomputed_figure(
+        lambda hops, n_hashes: khop_state_figure(hops, n_hashes, device=device),
+        ("hops", hops),
+        {"n_hashes": hashes},
+    )
+
+
 def khop_panel(device="auto", **overrides) -> Panel:
     """Live panel: hops k, length N, memory s, tables ℓ and hashes z (0 = the smallest exact z)."""
     values = {"hops": 5, "seq_len": 100, "memory": 32, "n_tables": 1, "n_hashes": 0, "device": device}

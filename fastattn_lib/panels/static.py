@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import plotly.graph_objects as go
 
 # How the controls name the library's parameters: by the papers' symbols (see notebooks/notation.md).
-SYMBOLS = {"n_tables": "ℓ", "n_hashes": "z", "beta": "β", "sparsity_weight": "λ", "window": "W"}
+SYMBOLS = {"n_tables": "ℓ", "n_hashes": "z", "beta": "β", "sparsity_weight": "λ", "window": "W", "hops": "k"}
 
 
 def _label(values: Mapping) -> str:
