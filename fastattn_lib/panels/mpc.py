@@ -28,7 +28,7 @@ from plotly.subplots import make_subplots
 from .. import mpc, tasks
 from ..device import resolve_device
 from .common import Panel, device_options, dropdown, setup_plotly, slider
-from .static import precomputed_figure
+from .static import combined_views, precomputed_figure
 
 ALPHABET = 4  # the k-hop examples' alphabet
 
@@ -634,27 +634,18 @@ def khop_state_figure(hops, n_hashes, seq_len=100, memory=32, n_tables=1, device
     """One state of the k-hop panel: its three views in one figure, drawn by the live panel's functions."""
     traffic, depth, answers = khop_figures()
     draw_khop((traffic, depth, answers), khop_update(hops, seq_len, memory, n_tables, n_hashes, device))
-    figure = make_subplots(
+    depth.data[0].showlegend = False
+    answers.data[0].colorbar.update(y=0.22, len=0.45)  # beside the answers, in the lower row
+    figure = combined_views(
+        (traffic, depth, answers),
+        [(1, 1), (1, 2), (2, 1)],
         rows=2,
         cols=2,
         specs=[[{}, {}], [{"colspan": 2}, None]],
         column_widths=[0.6, 0.4],
         vertical_spacing=0.16,
     )
-    figure.add_traces(list(traffic.data), rows=1, cols=1)
-    figure.add_trace(depth.data[0].update(showlegend=False), row=1, col=2)
-    figure.add_trace(
-        answers.data[0].update(
-            colorbar={**answers.data[0].colorbar.to_plotly_json(), "y": 0.22, "len": 0.45}
-        ),
-        row=2,
-        col=1,
-    )
-    figure.update_xaxes(title_text="round", dtick=1, row=1, col=1)
-    figure.update_yaxes(title_text="words per machine", row=1, col=1)
-    figure.update_yaxes(title_text="rounds / layers", row=1, col=2)
-    figure.update_xaxes(title_text="position i", row=2, col=1)
-    figure.update_yaxes(title_text="random sequence", autorange="reversed", row=2, col=1)
+    figure.update_xaxes(dtick=1, row=1, col=1)  # whole rounds
     title = f"{depth.layout.title.text}<br>{answers.layout.title.text}"
     figure.update_layout(title=title, barmode="group", width=1000, height=760, margin={"t": 110})
     return figure

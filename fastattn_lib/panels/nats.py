@@ -31,7 +31,7 @@ from .. import nats_experiment as experiment
 from ..checks import check_budget, check_window
 from ..device import resolve_device
 from .common import Panel, device_options, dropdown, slider
-from .static import precomputed_figure
+from .static import combined_views, precomputed_figure
 
 LETTERS = {"G": nats.GLOBAL, "L": nats.LOCAL, "S": nats.SLIDING}
 ROLE_COLOURS = ("#d62728", "#1f77b4", "#7f7f7f")  # global, local, sliding
@@ -163,14 +163,10 @@ def draw_roles(figures, data: RolesPanelData) -> None:
 def roles_state_figure(window: int, step: int, pattern: str = DEFAULT_PATTERN) -> go.Figure:
     """One state of the roles panel, its two views side by side, drawn as the live panel draws them."""
     mask, cache = roles_figures()
-    draw_roles((mask, cache), roles_update(pattern, window, step))
-    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12)
-    figure.add_trace(mask.data[0], row=1, col=1)
-    figure.add_traces(list(cache.data), rows=1, cols=2)
-    figure.update_xaxes(title_text=mask.layout.xaxis.title.text, side="top", row=1, col=1)
-    figure.update_yaxes(title_text=mask.layout.yaxis.title.text, autorange="reversed", row=1, col=1)
-    figure.update_xaxes(title_text=cache.layout.xaxis.title.text, row=1, col=2)
-    figure.update_yaxes(title_text=cache.layout.yaxis.title.text, range=[0, len(pattern) + 1], row=1, col=2)
+    data = roles_update(pattern, window, step)
+    draw_roles((mask, cache), data)
+    figure = combined_views((mask, cache), [(1, 1), (1, 2)], rows=1, cols=2, horizontal_spacing=0.12)
+    figure.update_yaxes(range=[0, len(data.roles) + 1], row=1, col=2)  # fixed: the bars move, not the axis
     figure.update_layout(
         title=cache.layout.title.text, showlegend=False, width=920, height=480, margin={"t": 120}
     )  # room for the mask's key labels, on top as in the live panel

@@ -14,9 +14,27 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 # How the controls name the library's parameters: by the papers' symbols (see notebooks/notation.md).
 SYMBOLS = {"n_tables": "ℓ", "n_hashes": "z", "beta": "β", "sparsity_weight": "λ", "window": "W", "hops": "k"}
+
+
+def combined_views(views: Sequence[go.Figure], cells: Sequence[tuple[int, int]], **subplots) -> go.Figure:
+    """A live panel's views in one figure, for its kernel-free version: view k's traces and its axes (titles,
+    side, direction) go to the subplot cell cells[k] = (row, col); `subplots` goes to `make_subplots`."""
+    figure = make_subplots(**subplots)
+    for view, (row, col) in zip(views, cells, strict=True):
+        figure.add_traces(list(view.data), rows=row, cols=col)
+        for axis, update in (
+            (view.layout.xaxis, figure.update_xaxes),
+            (view.layout.yaxis, figure.update_yaxes),
+        ):
+            settings = {
+                key: value for key, value in axis.to_plotly_json().items() if key not in ("domain", "anchor")
+            }
+            update(settings, row=row, col=col)
+    return figure
 
 
 def _label(values: Mapping) -> str:
